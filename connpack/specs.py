@@ -169,6 +169,18 @@ class NetworkSpec:
     def to_json(self) -> str:
         return canonical_json(self.to_dict())
 
+    def compact_dict(self) -> dict:
+        """What a rebuild needs, with every field at its default left out (the .cpk header counts in bytes)."""
+        def strip(obj, default) -> dict:
+            d, ref = obj.to_dict(), default.to_dict()
+            return {k: v for k, v in d.items() if v != ref[k]}
+
+        out = {"model": strip(self.model, ModelSpec()), "rng": strip(self.rng, RngSpec()),
+               "init": strip(self.init, InitSpec()), "method": self.method}
+        if self.inits:
+            out["inits"] = {k: strip(v, InitSpec()) for k, v in sorted(self.inits.items())}
+        return {k: v for k, v in out.items() if v != {}}
+
     @classmethod
     def from_json(cls, text: str) -> "NetworkSpec":
         try:

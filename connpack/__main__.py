@@ -1,0 +1,3 @@
+from connpack.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""The ``connpack`` command: one module per command; each maps options onto one library call and prints."""
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from connpack.cli import data, demo, evaluate, pack, report, train, unpack
+
+app = typer.Typer(help="Train, pack and export networks with fixed random weights and learned connectivity.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("train")(train.command)
+app.command("pack")(pack.command)
+app.command("unpack")(unpack.command)
+app.command("eval")(evaluate.command)
+app.command("report")(report.command)
+app.command("demo")(demo.command)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+        os.environ["CONNPACK_DEBUG"] = "1"
+    app(prog_name="connpack")

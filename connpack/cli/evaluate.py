@@ -1,0 +1,29 @@
+"""connpack eval: accuracy of a .cpk or .onnx network in onnxruntime on a test split."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from connpack.cli.common import DataDir, JsonFlag, console, errors
+from connpack.evaluate import evaluate, load_onnx
+
+
+@errors
+def command(
+    model: Annotated[Path, typer.Argument(help="a .cpk or .onnx file")],
+    dataset: Annotated[Optional[str], typer.Option(help="dataset (default: from the input shape)")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="evaluate only the first N test examples")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+):
+    """Run the network in onnxruntime on the test split and print its accuracy."""
+    res = evaluate(load_onnx(model), dataset, data_dir, limit)
+    if as_json:
+        import json
+
+        console.print_json(json.dumps({"dataset": res.dataset, "examples": res.examples, "correct": res.correct,
+                                       "accuracy": res.accuracy}))
+    else:
+        console.print(f"{model}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {res.dataset} test, onnxruntime")

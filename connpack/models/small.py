@@ -1,0 +1,76 @@
+"""The papers' small networks: LeNet-300-100 and the VGG-like Conv2/4/6/8.
+
+LeNet-300-100: 784-300-100-10, ReLU, no biases (Ivan & Florian).
+ConvN (Ivan & Florian Table A.2, edge-popup Table 1): blocks of two 3x3 convs (64, 128, 256, 512 filters)
+each followed by 2x2 max pooling, then fully connected 256-256-classes. ``width`` multiplies every hidden
+width (edge-popup's width multiplier).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from connpack.errors import SpecError
+from connpack.layers import ConnConv2d, ConnLinear
+from connpack.models.registry import register
+from connpack.specs import ModelSpec
+
+
+def _w(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+def _bn2d(spec: ModelSpec, channels: int) -> list[nn.Module]:
+    if spec.batchnorm == "none":
+        return []
+    return [nn.BatchNorm2d(channels, affine=spec.batchnorm == "affine")]
+
+
+def _bn1d(spec: ModelSpec, features: int) -> list[nn.Module]:
+    if spec.batchnorm == "none":
+        return []
+    return [nn.BatchNorm1d(features, affine=spec.batchnorm == "affine")]
+
+
+def mlp(spec: ModelSpec, hidden: tuple[int, ...]) -> nn.Sequential:
+    c, h, w = spec.in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    n_in = c * h * w
+    for n in hidden:
+        n = _w(n, spec.width)
+        layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
+        n_in = n
+    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
+    return nn.Sequential(*layers)
+
+
+@register("lenet300")
+def lenet300(spec: ModelSpec) -> nn.Module:
+    return mlp(spec, (300, 100))
+
+
+def convnet(spec: ModelSpec, blocks: tuple[int, ...], fc: tuple[int, ...] = (256, 256)) -> nn.Sequential:
+    c, h, w = spec.in_shape
+    layers: list[nn.Module] = []
+    for n in blocks:
+        n = _w(n, spec.width)
+        for _ in range(2):
+            layers += [ConnConv2d(c, n, 3, padding=1, bias=spec.bias), *_bn2d(spec, n), nn.ReLU()]
+            c = n
+        if h < 2 or w < 2:
+            raise SpecError(
+                f"input {spec.in_shape} is too small for {len(blocks)} pooling stages (architecture does not fit the data)"
+            )
+        layers.append(nn.MaxPool2d(2))
+        h, w = h // 2, w // 2
+    layers.append(nn.Flatten())
+    n_in = c * h * w
+    for n in fc:
+        n = _w(n, spec.width)
+        layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
+        n_in = n
+    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
+    return nn.Sequential(*layers)
+
+
+for _name, _blocks in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items():
+    register(_name)(lambda spec, _b=_blocks: convnet(spec, _b))

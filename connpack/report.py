@@ -1,0 +1,120 @@
+"""Description length of a packed network: per tensor bits against the order-0 bound; totals against
+float32, zstd-19 of float32 and torch.save. Reads only the .cpk artifact."""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import zstandard
+
+from connpack import formats
+from connpack.errors import InputFileError
+from connpack.exporters.module import state_dict
+from connpack.pack import from_container
+
+
+def entropy_bits(n: int, ones: int) -> float:
+    """Order-0 bound n*H(p) in bits for n bits with ``ones`` ones."""
+    if n == 0 or ones in (0, n):
+        return 0.0
+    p = ones / n
+    return n * -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    name: str
+    kind: str           # mask | flip | ternary-signs | values | dense ...
+    shape: tuple
+    elements: int
+    fraction: float | None   # density of ones (kept / flipped), None for non-bit sections
+    codec: str
+    bits: int
+    bound_bits: float | None
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.bits / max(1, self.elements)
+
+    @property
+    def ratio_to_bound(self) -> float | None:
+        if self.bound_bits is None:
+            return None
+        return self.bits / self.bound_bits if self.bound_bits > 0 else (math.inf if self.bits else 1.0)
+
+
+@dataclass(frozen=True)
+class Report:
+    path: str
+    method: str
+    arch: str
+    file_bytes: int
+    header_bytes: int
+    rows: tuple[TensorRow, ...]
+    weights: int            # connectivity-bearing weights
+    float32_bytes: int      # 4 bytes per element of the materialised state_dict
+    torch_save_bytes: int   # torch.save of that state_dict
+    zstd19_bytes: int       # zstd level 19 of the float32 tensors, concatenated
+
+    @property
+    def bound_bits(self) -> float:
+        return sum(r.bound_bits or 0.0 for r in self.rows)
+
+    @property
+    def payload_bits(self) -> int:
+        return sum(r.bits for r in self.rows)
+
+    def ratio(self, other_bytes: int) -> float:
+        return other_bytes / self.file_bytes
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rows"] = [dict(asdict(r), bits_per_weight=r.bits_per_weight, ratio_to_bound=r.ratio_to_bound) for r in self.rows]
+        d.update(bound_bits=self.bound_bits, payload_bits=self.payload_bits,
+                 bits_per_weight=self.file_bytes * 8 / max(1, self.weights),
+                 file_over_bound_plus_header=self.file_bytes * 8 / max(1.0, self.bound_bits + 8 * self.header_bytes),
+                 ratio_float32=self.ratio(self.float32_bytes), ratio_torch_save=self.ratio(self.torch_save_bytes),
+                 ratio_zstd19=self.ratio(self.zstd19_bytes))
+        return d
+
+
+def _kind(meta_t: dict, name: str) -> str:
+    if name in meta_t:
+        return meta_t[name]["k"]
+    base, _, suffix = name.rpartition(":")
+    if base in meta_t:
+        return {"s": "signs", "v": "values"}.get(suffix, suffix)
+    return "dense"
+
+
+def report(path: str | Path) -> Report:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    raw = path.read_bytes()
+    container = formats.decode(raw)
+    desc = from_container(container)
+    meta_t = container.meta.get("t", {})
+    rows = []
+    for s in formats.inspect_sections(raw):
+        n = math.prod(s.shape)
+        is_bits = s.ones is not None
+        rows.append(TensorRow(
+            name=s.name, kind=_kind(meta_t, s.name), shape=tuple(s.shape), elements=n,
+            fraction=(s.ones / n if n else 0.0) if is_bits else None, codec=s.codec, bits=8 * s.coded_bytes,
+            bound_bits=s.bound_bits if is_bits else None,
+        ))
+    sd = state_dict(desc)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    blob = b"".join(np.ascontiguousarray(v.numpy(), dtype=np.float32).tobytes() for v in sd.values())
+    return Report(
+        path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
+        header_bytes=formats.header_size(raw), rows=tuple(rows),
+        weights=sum(c.size for c in desc.tensors.values()), float32_bytes=len(blob),
+        torch_save_bytes=len(buf.getvalue()), zstd19_bytes=len(zstandard.ZstdCompressor(level=19).compress(blob)),
+    )

@@ -1,0 +1,86 @@
+"""The trainer's output file (``model.pt``): a Description + metrics, readable with weights_only=True.
+
+Layout (a plain dict of str, int, JSON strings and tensors — no pickled objects):
+    {"connpack": "run", "version": 1, "spec": <NetworkSpec JSON>, "kinds": <JSON {name: kind}>,
+     "tensors": {"<name>/bits" | "<name>/signs" | "<name>/values" | "<name>/centroids": tensor},
+     "dense": {name: tensor}, "metrics": <JSON list of per-epoch dicts>}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from connpack import atomic
+from connpack.description import Description, TensorCode
+from connpack.errors import ConnpackError, InputFileError
+from connpack.specs import NetworkSpec
+
+RUN_VERSION = 1
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def save(path: str | Path, desc: Description, metrics: list[dict] | None = None) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    kinds = {}
+    for name, code in desc.tensors.items():
+        kinds[name] = code.kind
+        if code.bits is not None:
+            tensors[f"{name}/bits"] = torch.from_numpy(np.ascontiguousarray(code.bits))
+        if code.signs is not None:
+            tensors[f"{name}/signs"] = torch.from_numpy(np.ascontiguousarray(code.signs))
+        if code.values is not None:
+            tensors[f"{name}/values"] = torch.from_numpy(np.ascontiguousarray(code.values))
+        if code.centroids is not None:
+            tensors[f"{name}/centroids"] = torch.tensor(code.centroids, dtype=torch.float32)
+    obj = {
+        "connpack": "run",
+        "version": RUN_VERSION,
+        "spec": desc.spec.to_json(),
+        "kinds": json.dumps(kinds),
+        "tensors": tensors,
+        "dense": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in desc.dense.items()},
+        "metrics": json.dumps(metrics or []),
+    }
+    with atomic.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load(path: str | Path) -> tuple[Description, list[dict]]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            msg = "it needs code execution to load (refused: only weights_only files are opened)"
+        raise InputFileError(f"{path}: not a readable connpack model file: {msg}") from None
+    if not isinstance(obj, dict) or obj.get("connpack") != "run":
+        raise InputFileError(f"{path}: not a connpack model file (train one with `connpack train`)")
+    if obj.get("version") != RUN_VERSION:
+        raise InputFileError(f"{path}: unsupported model file version {obj.get('version')}")
+    try:
+        spec = NetworkSpec.from_json(obj["spec"])
+        kinds = json.loads(obj["kinds"])
+        t = obj["tensors"]
+        tensors = {}
+        for name, kind in kinds.items():
+            get = lambda key: _np(t[f"{name}/{key}"]) if f"{name}/{key}" in t else None  # noqa: E731
+            bits, signs, values, cent = get("bits"), get("signs"), get("values"), get("centroids")
+            shape = bits.shape if bits is not None else values.shape
+            tensors[name] = TensorCode(kind, shape, bits=bits, signs=signs, values=values,
+                                       centroids=None if cent is None else (float(cent[0]), float(cent[1])))
+        dense = {k: _np(v) for k, v in obj["dense"].items()}
+        metrics = json.loads(obj["metrics"])
+    except ConnpackError as e:
+        raise InputFileError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputFileError(f"{path}: malformed connpack model file ({type(e).__name__}: {e})") from None
+    return Description(spec, tensors, dense), metrics

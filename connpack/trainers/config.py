@@ -1,0 +1,65 @@
+"""Training hyper-parameters as one frozen dataclass, with the help text beside each field."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from connpack.errors import SpecError
+
+# Ivan & Florian, Table A.2 (Adam, batch 25). conv8 is not in the paper: it takes conv6's rates.
+PAPER_LR = {
+    "lenet300": {"baseline": 1e-3, "prune": 1e-3, "flip": 1e-3},
+    "conv2": {"baseline": 2e-4, "prune": 3e-3, "flip": 5e-4},
+    "conv4": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
+    "conv6": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
+    "conv8": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = field(default="flip", metadata={"help": "baseline | prune | flip | edge-popup"})
+    variant: str = field(default="free", metadata={"help": "free | minimal (Ivan & Florian Eq. 4 regulariser)"})
+    arch: str = field(default="lenet300", metadata={"help": "architecture name from the registry"})
+    dataset: str = field(default="mnist", metadata={"help": "mnist | fashion-mnist | cifar10 | synthetic-*"})
+    init: str = field(default="signed_constant", metadata={"help": "weight distribution (connpack.rng)"})
+    p_positive: float = field(default=0.5, metadata={"help": "signed_constant: probability of a + sign"})
+    seed: int = field(default=0, metadata={"help": "seeds weights, scores and data order"})
+    epochs: int = field(default=10, metadata={"help": "training epochs"})
+    batch_size: int = field(default=25, metadata={"help": "Table A.2: 25"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate (default: the paper's)"})
+    optimizer: str = field(default="adam", metadata={"help": "adam | sgd"})
+    width: float = field(default=1.0, metadata={"help": "width multiplier of hidden layers"})
+    k: float = field(default=0.5, metadata={"help": "edge-popup: fraction of weights KEPT per layer, in (0, 1]"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    limit: int | None = field(default=None, metadata={"help": "use only the first N training examples"})
+
+    def __post_init__(self):
+        if self.method not in ("baseline", "prune", "flip", "edge-popup"):
+            raise SpecError(f"unknown method '{self.method}' (choose from baseline, prune, flip, edge-popup)")
+        if self.variant not in ("free", "minimal"):
+            raise SpecError(f"unknown variant '{self.variant}' (choose from free, minimal)")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise SpecError("epochs and batch size must be >= 1")
+        if not (0.0 < self.k <= 1.0):
+            raise SpecError(f"k (fraction of weights kept) must be in (0, 1], got {self.k}")
+        if not (0.0 <= self.p_positive <= 1.0):
+            raise SpecError(f"p_positive must be in [0, 1], got {self.p_positive}")
+        if self.lr is not None and not self.lr > 0:
+            raise SpecError(f"learning rate must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise SpecError(f"unknown optimizer '{self.optimizer}' (choose from adam, sgd)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise SpecError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        key = "prune" if self.method == "edge-popup" else self.method
+        return PAPER_LR.get(self.arch, PAPER_LR["conv6"])[key]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
