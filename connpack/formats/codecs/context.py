@@ -13,7 +13,8 @@ means p = 1 (all ones). Interior levels j = 1..L-2 have P(1) = m_j / 65536 with 
 
 Payload: u8 variant = (a << 1) | orient (orient 0 = row, 1 = col); u8 b; u8 index model (0: uniform over the
 L levels; 1: a static histogram follows); if 1: uvarint s (distinct levels, 1..L), then s pairs (u8 level,
-strictly increasing; uvarint count >= 1), counts summing to the number of rows; then one ANS stream (u32 LE
+strictly increasing; uvarint count >= 1), counts summing to the number of rows; then uvarint ones (the total
+number of 1 bits, checked after decoding); then one ANS stream (u32 LE
 words) that decodes, in order: the level of every row (first row first, with the categorical model over the
 L levels: uniform or the histogram counts as float64 count/total), then for each interior level j = 1..L-2
 in increasing order, the bytes of the group of rows at level j (their bits concatenated in row order, packed
@@ -25,7 +26,7 @@ import math
 
 import numpy as np
 
-from connpack.errors import ShapeMismatchError
+from connpack.errors import DecodedLengthError, ShapeMismatchError
 
 from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, ans_words_to_bytes, byte_model,
                      categorical, check_bits, check_shape, get_uvarint, numel, put_uvarint, unpack_checked)
@@ -151,7 +152,8 @@ def encode(bits: np.ndarray, shape, variant: tuple[int, int] | None = None) -> b
             coder.encode_reverse(np.packbits(grp).astype(np.int32), byte_model(int(m[j])))
     if R:
         coder.encode_reverse(lev.astype(np.int32), _index_model(im, hist, L, R)[0])
-    return bytes([(a << 1) | orient, b, im]) + hist + ans_words_to_bytes(coder.get_compressed())
+    ones = int(np.count_nonzero(v))
+    return bytes([(a << 1) | orient, b, im]) + hist + put_uvarint(ones) + ans_words_to_bytes(coder.get_compressed())
 
 
 def _index_model(im: int, hist: bytes, L: int, R: int, pos: int = 0):
@@ -193,6 +195,7 @@ def decode(payload: bytes, shape) -> np.ndarray:
     L = 1 << b
     R, C = _view(shp, a, orient)
     model, pos = _index_model(im, payload, L, R, 3)
+    ones, pos = get_uvarint(payload, pos, limit=n)
     coder = ans_decoder(payload[pos:])
     lev = ans_decode(coder, model, R).astype(np.int64) if R else np.zeros(0, dtype=np.int64)
     if R and (lev.min() < 0 or lev.max() >= L):
@@ -209,6 +212,8 @@ def decode(payload: bytes, shape) -> np.ndarray:
             syms = ans_decode(coder, byte_model(int(m[j])), (nb + 7) // 8)
             out[order[lo:hi]] = unpack_checked(syms.astype(np.uint8), nb).reshape(hi - lo, C)
     ans_finish(coder)
+    if int(np.count_nonzero(out)) != ones:
+        raise DecodedLengthError(f"context section decoded {int(np.count_nonzero(out))} ones, declared {ones}")
     if orient:
         out = out.T
     return np.ascontiguousarray(out).reshape(shp)
