@@ -22,8 +22,8 @@ def training_progress(quiet: bool = False):
     if quiet:
         yield lambda ev: None
         return
-    bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False)
+    bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True)
     task = {"id": None}
 
     def on_event(ev: dict) -> None:
@@ -33,7 +33,8 @@ def training_progress(quiet: bool = False):
         elif kind == "step" and task["id"] is not None:
             bar.update(task["id"], completed=ev["step"], info=f"loss {ev['loss']:.4f}")
         elif kind == "epoch_end" and task["id"] is not None:
-            bar.update(task["id"], info=_describe(ev))
+            bar.update(task["id"], info="")
+            bar.console.print(f"  epoch {ev['epoch']}: {_describe(ev)}", markup=False)
         elif kind == "message":
             bar.console.print(ev["text"], markup=False)
 

@@ -14,8 +14,9 @@ from connpack.report import Report, report
 
 def render(rep: Report) -> None:
     t = Table(title=f"{rep.path} — {rep.arch}, {rep.method}", title_justify="left")
-    for col in ("tensor", "kind", "elements", "ones", "codec", "bits", "bits/weight", "order-0 bound", "÷ bound"):
-        t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right")
+    for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound"):
+        t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
+                     no_wrap=True, overflow="fold" if col == "tensor" else "ellipsis")
     for r in rep.rows:
         t.add_row(r.name, r.kind, f"{r.elements:,}", "" if r.fraction is None else f"{r.fraction:.2%}", r.codec,
                   f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
@@ -34,7 +35,8 @@ def render(rep: Report) -> None:
     tot.add_row("zstd-19 of float32", f"{rep.zstd19_bytes:,}", f"{d['ratio_zstd19']:.1f}")
     tot.add_row("torch.save state_dict", f"{rep.torch_save_bytes:,}", f"{d['ratio_torch_save']:.1f}")
     console.print(tot)
-    console.print(f"{d['bits_per_weight']:.4f} bits per weight over {rep.weights:,} weights")
+    console.print(f"{d['bits_per_weight']:.4f} bits per weight over {rep.weights:,} weights "
+                  "(bound: order-0 entropy n·H(p) of each bit section)")
 
 
 @errors

@@ -7,6 +7,8 @@ width (edge-popup's width multiplier).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from connpack.errors import SpecError
@@ -31,6 +33,19 @@ def _bn1d(spec: ModelSpec, features: int) -> list[nn.Module]:
     return [nn.BatchNorm1d(features, affine=spec.batchnorm == "affine")]
 
 
+def named(layers: list[nn.Module]) -> nn.Sequential:
+    """A Sequential whose children are named conv1, bn1, relu1, pool1, fc1, ... (readable tensor names)."""
+    prefix = {ConnConv2d: "conv", ConnLinear: "fc", nn.BatchNorm1d: "bn", nn.BatchNorm2d: "bn", nn.ReLU: "relu",
+              nn.MaxPool2d: "pool", nn.AvgPool2d: "pool", nn.Flatten: "flatten"}
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        p = prefix.get(type(layer), "layer")
+        counts[p] = counts.get(p, 0) + 1
+        names.append(p if p == "flatten" else f"{p}{counts[p]}")
+    return nn.Sequential(OrderedDict(zip(names, layers)))
+
+
 def mlp(spec: ModelSpec, hidden: tuple[int, ...]) -> nn.Sequential:
     c, h, w = spec.in_shape
     layers: list[nn.Module] = [nn.Flatten()]
@@ -40,7 +55,7 @@ def mlp(spec: ModelSpec, hidden: tuple[int, ...]) -> nn.Sequential:
         layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
         n_in = n
     layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
-    return nn.Sequential(*layers)
+    return named(layers)
 
 
 @register("lenet300")
@@ -69,7 +84,7 @@ def convnet(spec: ModelSpec, blocks: tuple[int, ...], fc: tuple[int, ...] = (256
         layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
         n_in = n
     layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
-    return nn.Sequential(*layers)
+    return named(layers)
 
 
 for _name, _blocks in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items():

@@ -1,11 +1,21 @@
-"""The training loop shared by every method: device, determinism, epochs, evaluation, checkpoints, resume.
+"""The training loop shared by every method: device, AMP, DDP, epochs, evaluation, checkpoints, resume.
 
 Methods plug in through three hooks: ``regularizer(model) -> tensor`` added to the loss, ``on_epoch_end``
 (e.g. a pruning step) and ``stats(model) -> dict`` (density, fraction flipped) for progress and metrics.
 Progress is reported through a callback; this module never prints.
+
+Determinism: weights and scores come from connpack.rng, the data order from connpack.data.batches (a pure
+function of (seed, epoch)), and nothing draws from torch's global RNG. A run resumed from the checkpoint
+written after epoch e therefore replays epochs e+1.. exactly as the uninterrupted run does.
+
+Distributed (connpack.distributed): every rank sees the same global batches and takes its slice of each; the
+loss is the *global-batch* mean (each rank sums its slice and divides by the global batch size, then DDP's
+gradient average is undone by the world size), so a step is the same step as in a single process up to
+the order of float additions.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from connpack import atomic, data
+from connpack.distributed import Context
 from connpack.errors import InputFileError, SpecError
 
 Progress = Callable[[dict], None]
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("none", "cosine")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,17 +39,42 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise SpecError("--device cuda: no CUDA device is available here")
+    if name not in ("cpu", "cuda"):
+        raise SpecError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
 
 
+def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+    """Adam (Ivan & Florian, Table A.2) or SGD with momentum (edge-popup section 4.1)."""
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise SpecError(f"unknown optimizer '{name}' (choose from {', '.join(OPTIMIZERS)})")
+
+
+def build_scheduler(name: str, optimizer, epochs: int):
+    """Per-epoch learning-rate schedule: none, or cosine decay to 0 over the run (edge-popup, SGD)."""
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise SpecError(f"unknown schedule '{name}' (choose from {', '.join(SCHEDULES)})")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 1000) -> float:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 1000,
+             ctx: Context = Context()) -> float:
+    """Accuracy on (x, y); under DDP each rank scores its slice and the counts are summed."""
     model.eval()
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = model(x[i:i + batch].to(device))
-        correct += int((out.argmax(1).cpu() == y[i:i + batch]).sum())
-    return correct / max(1, len(x))
+    lo, hi = ctx.slice_bounds(len(x))
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for i in range(lo, hi, batch):
+        j = min(i + batch, hi)
+        out = model(x[i:j].to(device))
+        correct += (out.argmax(1) == y[i:j].to(device)).sum()
+    return int(ctx.all_sum(correct)) / max(1, len(x))
 
 
 @dataclass
@@ -56,14 +94,23 @@ class Loop:
     checkpoint: Path | None = None
     progress: Progress | None = None
     amp: bool = True
+    ctx: Context = field(default_factory=Context)
+    net: nn.Module | None = None        # what runs the forward pass: the DDP wrapper, or ``model``
+    meta: dict = field(default_factory=dict)  # saved with each checkpoint; a resume must match it
     metrics: list[dict] = field(default_factory=list)
 
+    def __post_init__(self):
+        if self.net is None:
+            self.net = self.model
+
     def _emit(self, **event):
-        if self.progress is not None:
+        if self.progress is not None and self.ctx.is_main:
             self.progress(event)
 
-    def save_checkpoint(self, epoch: int, extra: dict) -> None:
-        if self.checkpoint is None:
+    # ------------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, epoch: int) -> None:
+        """Atomically write the state after ``epoch`` epochs (rank 0 only): a kill never leaves half a file."""
+        if self.checkpoint is None or not self.ctx.is_main:
             return
         state = {
             "epoch": epoch,
@@ -71,15 +118,23 @@ class Loop:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "metrics": list(self.metrics),
-            "extra": extra,
+            "meta": dict(self.meta),
         }
         with atomic.atomic_path(self.checkpoint) as tmp:
             torch.save(state, tmp)
 
-    def load_checkpoint(self) -> tuple[int, dict]:
-        """Restore from the checkpoint; returns (epochs completed, extra)."""
+    def load_checkpoint(self) -> int:
+        """Restore from the checkpoint; returns the number of epochs completed."""
         try:
             state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+            meta = state.get("meta", {})
+        except Exception as e:
+            raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
+        if meta != self.meta:
+            diff = sorted(k for k in set(meta) | set(self.meta) if meta.get(k) != self.meta.get(k))
+            raise InputFileError(f"{self.checkpoint}: written by a run with other settings ({', '.join(diff)}); "
+                                 "rerun without --resume or with the same options")
+        try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"]:
@@ -87,11 +142,28 @@ class Loop:
         except Exception as e:
             raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
         self.metrics = list(state["metrics"])
-        return int(state["epoch"]), state.get("extra", {})
+        return int(state["epoch"])
 
-    def run(self, start_epoch: int = 0, extra: Callable[[], dict] = dict) -> list[dict]:
-        x, y = self.train
+    # ------------------------------------------------------------------------------------ training
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, global_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on this rank's slice of a global batch; returns (loss sum, correct count)."""
         use_amp = self.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = self.net(xb)
+        loss_sum = F.cross_entropy(out.float(), yb, reduction="sum")
+        # mean over the global batch; DDP averages gradients over ranks, hence the factor world
+        total = loss_sum * (self.ctx.world / global_batch)
+        if self.regularizer is not None:
+            total = total + self.regularizer(self.model)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return loss_sum.detach(), (out.detach().argmax(1) == yb).sum()
+
+    def run(self, start_epoch: int = 0) -> list[dict]:
+        x, y = self.train
+        if self.device.type == "cuda" and x.numel() * x.element_size() < 2**31:
+            x, y = x.to(self.device), y.to(self.device)  # index on the GPU: no host transfer per step
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
             self.model.train()
@@ -100,31 +172,31 @@ class Loop:
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             for step, idx in enumerate(order):
-                xb, yb = x[idx].to(self.device, non_blocking=True), y[idx].to(self.device, non_blocking=True)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = self.model(xb)
-                    loss = F.cross_entropy(out.float(), yb)
-                    total = loss + self.regularizer(self.model) if self.regularizer is not None else loss
-                self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                self.optimizer.step()
-                loss_sum += loss.detach() * len(yb)
-                correct += (out.detach().argmax(1) == yb).sum()
+                mine = self.ctx.shard(idx).to(x.device)
+                xb = x[mine].to(self.device, non_blocking=True)
+                yb = y[mine].to(self.device, non_blocking=True)
+                batch_loss, batch_correct = self.step(xb, yb, len(idx))
+                loss_sum += batch_loss
+                correct += batch_correct
                 if (step + 1) % 200 == 0 or step + 1 == len(order):
-                    self._emit(event="step", epoch=epoch + 1, step=step + 1, loss=loss.item())
+                    self._emit(event="step", epoch=epoch + 1, step=step + 1, loss=float(batch_loss) / max(1, len(yb)))
             if self.scheduler is not None:
                 self.scheduler.step()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch)
+            loss_sum, correct = self.ctx.all_sum(loss_sum), self.ctx.all_sum(correct)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": float(loss_sum) / len(x),
                 "train_acc": float(correct) / len(x),
-                "test_acc": evaluate(self.model, *self.test, self.device),
+                "test_acc": evaluate(self.model, *self.test, self.device, ctx=self.ctx),
                 **self.stats(self.model),
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }
+            if not math.isfinite(row["train_loss"]):
+                raise SpecError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); lower the learning rate")
             self.metrics.append(row)
-            self.save_checkpoint(epoch + 1, extra())
+            self.save_checkpoint(epoch + 1)
             self._emit(event="epoch_end", **row)
         return self.metrics
