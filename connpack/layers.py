@@ -6,7 +6,7 @@ connectivity modes, a trainable tensor ``scores`` (the paper's ``t``) of the sam
     dense      w                          (baseline: the weights themselves are trained)
     prune      w * m(t),  m(t) = 1[t > 0]        (Ivan & Florian, Eq. 1)
     flip       w * f(t),  f(t) = +1 if t >= 0 else -1   (Ivan & Florian, section 3)
-    topk       w * 1[|t| among the top k of the layer]  (edge-popup, Ramanujan et al., Algorithm 1)
+    topk       w * h(|t|), h = 1 for the top fraction k of the layer  (edge-popup, Ramanujan et al., Eq. 4, Alg. 1)
 
 All three gates use the straight-through estimator: the backward pass treats the gate as the identity.
 A materialised layer (``mode == "dense"`` with the effective weight copied in) is a plain nn.Linear /
@@ -48,11 +48,15 @@ class _Sign(torch.autograd.Function):
 
 
 class _TopK(torch.autograd.Function):
-    """1 for the ceil(k*n) largest |t| of the tensor, 0 elsewhere; straight-through gradient."""
+    """h(s): 1 for the kept_count(n, k) largest entries of the tensor, 0 elsewhere; straight-through gradient.
+
+    Applied to |scores| as in edge-popup's Algorithm 1 (``GetSubnet.apply(scores.abs(), k)``), so the
+    gradient reaching a score is g * sign(s) (through abs) -- the reference code's behaviour.
+    """
 
     @staticmethod
-    def forward(ctx, t, k):
-        return topk_mask(t.detach().abs(), k).to(t.dtype)
+    def forward(ctx, a, k):
+        return topk_mask(a.detach(), k).to(a.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -64,20 +68,36 @@ def kept_count(n: int, k: float) -> int:
     return max(1, min(n, int(round(k * n))))
 
 
-def topk_mask(a: torch.Tensor, k: float) -> torch.Tensor:
-    """Boolean mask of the kept_count(n, k) largest entries of ``a``.
+# Which selection finds the keep-th largest value fastest (benchmarks/bench_topk.py): on CPU kthvalue
+# (quickselect) and topk are within noise of each other and 5-10x faster than a sort for n > 10^4; on CUDA
+# kthvalue is known to be slow for large tensors, so topk is used there.
+def kth_largest(flat: torch.Tensor, keep: int) -> torch.Tensor:
+    """The keep-th largest entry of a 1-D tensor (a 0-d tensor), without a full sort."""
+    n = flat.numel()
+    if flat.device.type == "cpu" and n >= 100_000:
+        return flat.kthvalue(n - keep + 1).values
+    return flat.topk(keep, sorted=False).values.min()
 
-    Uses the k-th order statistic (one selection, no full sort); ties at the threshold are broken by
-    position so exactly kept_count entries are kept.
+
+def topk_mask(a: torch.Tensor, k: float) -> torch.Tensor:
+    """Boolean mask of exactly kept_count(n, k) largest entries of ``a``.
+
+    One selection (``kth_largest``) gives the threshold; everything above it is kept, and entries equal to
+    it are kept in position order (lowest flat index first) until the count is exact. The result therefore
+    does not depend on which selection algorithm ran or on the device.
     """
     flat = a.reshape(-1)
     n = flat.numel()
     keep = kept_count(n, k)
     if keep == n:
         return torch.ones_like(a, dtype=torch.bool)
-    idx = torch.topk(flat, keep, sorted=False).indices
-    mask = torch.zeros(n, dtype=torch.bool, device=a.device)
-    mask[idx] = True
+    thr = kth_largest(flat, keep)
+    mask = flat >= thr
+    if flat.device.type == "cpu" and int(mask.sum()) == keep:  # no tie at the threshold (the usual case)
+        return mask.view_as(a)
+    ties = flat == thr
+    room = keep - (flat > thr).sum()  # how many of the tied entries fit
+    mask = (flat > thr) | (ties & (ties.cumsum(0) <= room))
     return mask.view_as(a)
 
 
@@ -123,7 +143,7 @@ class ConnMixin:
         if self.mode == "flip":
             return _Sign.apply(self.scores)
         if self.mode == "topk":
-            return _TopK.apply(self.scores, self.k)
+            return _TopK.apply(self.scores.abs(), self.k)
         return None
 
     def effective_weight(self) -> torch.Tensor:

@@ -1,9 +1,13 @@
-"""Ivan & Florian: free/minimal pruning and free/minimal flipping over fixed random weights; the dense baseline.
+"""Connectivity over fixed random weights: Ivan & Florian's pruning/flipping, edge-popup, the dense baseline.
 
-prune:  W * m(t),  m(t) = 1[t > 0]          minimal: L = L_free - mean(m(t))         (Eq. 3, 4)
-flip:   W * f(t),  f(t) = sign(t)            minimal: L = L_free - mean(f(t))   (fewest flipped signs)
-t starts uniform in (0, 0.1], so every connection starts on / unflipped. Gates use the straight-through
-estimator (connpack.layers). Only t is trained; W stays as generated.
+Ivan & Florian (section 2, 3):
+    prune:  W * m(t),  m(t) = 1[t > 0]          minimal: L = L_free - mean(m(t))         (Eq. 3, 4)
+    flip:   W * f(t),  f(t) = sign(t)            minimal: L = L_free - mean(f(t))   (fewest flipped signs)
+    t starts uniform in (0, 0.1], so every connection starts on / unflipped.
+edge-popup (Ramanujan et al., section 3, Algorithm 1):
+    W * h(|s|), h = 1 on the top fraction k of each layer; scores s ~ Kaiming uniform (section 4.1).
+Gates use the straight-through estimator (connpack.layers). Only t / s are trained; W stays as generated.
+Weight removal (Ivan & Florian section 2.3, Eq. 6): ``remove_weights``.
 """
 from __future__ import annotations
 
@@ -14,7 +18,28 @@ from torch import nn
 from connpack import rng
 from connpack.description import Description, TensorCode
 from connpack.layers import conn_layers
-from connpack.specs import NetworkSpec
+from connpack.errors import SpecError
+from connpack.specs import InitSpec, NetworkSpec
+from connpack.trainers.config import parse_init
+
+# Edge-popup's scores: Kaiming uniform with a = sqrt(5) (nn.Linear/Conv2d's default), bound 1/sqrt(fan_in).
+SCORE_INIT = InitSpec("kaiming_uniform", gain=float(np.sqrt(2.0 / 6.0)))
+
+
+def batchnorm_for(method: str, arch: str) -> str:
+    """Batch norm of the built model: edge-popup freezes it (no affine; section 4.1) in conv nets and ResNets;
+    ResNets trained otherwise keep affine BN; the papers' LeNet/ConvN use none (I&F section 2.2)."""
+    if method == "edge-popup" and (arch.startswith("conv") or arch.startswith("resnet")):
+        return "frozen"
+    return "affine" if arch.startswith("resnet") else "none"
+
+
+def init_spec(init: str, p_positive: float = 0.5, k: float = 1.0, method: str = "edge-popup") -> InitSpec:
+    """The InitSpec of a CLI init name: aliases resolved; ``*_scaled`` multiplies the std/magnitude by
+    sqrt(1/k) (edge-popup section 4.5); p_positive is the + probability of signed_constant (I&F section 2.4)."""
+    dist, scaled = parse_init(init, method)
+    return InitSpec(dist, p_positive=p_positive if dist == "signed_constant" else 0.5,
+                    scale=float(np.sqrt(1.0 / k)) if scaled else 1.0)
 
 MODE = {"baseline": "dense", "prune": "prune", "flip": "flip", "edge-popup": "topk"}
 
@@ -25,11 +50,7 @@ def configure(model: nn.Module, spec: NetworkSpec, method: str, k: float = 1.0) 
         w = layer.weight.detach().clone()
         shape = tuple(w.shape)
         if method == "edge-popup":
-            # Ramanujan et al.: scores initialised Kaiming uniform (a = sqrt(5), as nn.Linear's default).
-            from connpack.specs import InitSpec
-
-            s = rng.generate(InitSpec("kaiming_uniform", gain=float(np.sqrt(2.0 / 6.0))), spec.rng.seed, index, shape,
-                             stream=rng.STREAM_SCORES)
+            s = rng.generate(SCORE_INIT, spec.rng.seed, index, shape, stream=rng.STREAM_SCORES)
         else:
             s = rng.scores_uniform(spec.rng.seed, index, shape, 0.0, 0.1)
         layer.configure(MODE[method], w, torch.from_numpy(np.ascontiguousarray(s)), k=k)
@@ -83,3 +104,32 @@ def describe(model: nn.Module, spec: NetworkSpec) -> Description:
     desc = Description(spec, tensors, dense)
     desc.record_hashes(desc.generated())
     return desc
+
+
+@torch.no_grad()
+def remove_weights(model: nn.Module) -> tuple[nn.Module, float]:
+    """Weight removal (Ivan & Florian section 2.3): constant-magnitude layers -> unit-magnitude signs + input scale.
+
+    With w^l_ij = |w^l| s^l_ij and ReLU's positive homogeneity, max(0, a x) = a max(0, x), every layer's
+    magnitude factors out (Eq. 5), so  net_W(x) = net_S(x * prod_l |w^l|)  (Eq. 6), where net_S has the
+    same masks/flips over weights +-1. Returns (a copy of ``model`` with unit-magnitude weights, prod_l |w^l|).
+    Needs no biases and no batch norm (neither is homogeneous); max/avg pooling and flatten are fine.
+    """
+    import copy
+
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    unit = copy.deepcopy(model)
+    scale = 1.0
+    for name, layer in conn_layers(unit):
+        if layer.bias is not None:
+            raise SpecError(f"weight removal needs a network without biases ('{name}' has one)")
+        mag = layer.weight.abs()
+        if mag.numel() and not bool((mag == mag.reshape(-1)[0]).all()):
+            raise SpecError(f"weight removal needs constant-magnitude weights (signed_constant); '{name}' varies")
+        a = float(mag.reshape(-1)[0]) if mag.numel() else 1.0
+        layer.weight.copy_(torch.sign(layer.weight))
+        scale *= a
+    if any(isinstance(m, _BatchNorm) for m in unit.modules()):
+        raise SpecError("weight removal needs a network without batch norm")
+    return unit, scale

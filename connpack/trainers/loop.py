@@ -180,6 +180,7 @@ class Loop:
                 correct += batch_correct
                 if (step + 1) % 200 == 0 or step + 1 == len(order):
                     self._emit(event="step", epoch=epoch + 1, step=step + 1, loss=float(batch_loss) / max(1, len(yb)))
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch ran with
             if self.scheduler is not None:
                 self.scheduler.step()
             if self.on_epoch_end is not None:
@@ -191,7 +192,7 @@ class Loop:
                 "train_acc": float(correct) / len(x),
                 "test_acc": evaluate(self.model, *self.test, self.device, ctx=self.ctx),
                 **self.stats(self.model),
-                "lr": self.optimizer.param_groups[0]["lr"],
+                "lr": lr,
                 "seconds": time.perf_counter() - t0,
             }
             if not math.isfinite(row["train_loss"]):
