@@ -12,6 +12,7 @@ from torch import nn
 from connpack import rng
 from connpack.layers import conn_layers
 from connpack.models import small  # noqa: F401  (registers lenet300, conv2/4/6/8)
+from connpack.models import resnet  # noqa: F401  (registers resnet18)
 from connpack.models.registry import get, names, register
 from connpack.specs import NetworkSpec
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from connpack import data, models
+from connpack import data, distributed, models
 from connpack.description import Description
 from connpack.errors import SpecError
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 from connpack.trainers import connectivity
 from connpack.trainers.config import TrainConfig
-from connpack.trainers.loop import Loop, Progress, resolve_device
+from connpack.trainers.loop import Loop, Progress, build_optimizer, build_scheduler, resolve_device
 
 __all__ = ["TrainConfig", "train", "network_spec"]
 
@@ -23,8 +23,8 @@ __all__ = ["TrainConfig", "train", "network_spec"]
 def network_spec(cfg: TrainConfig) -> NetworkSpec:
     meta = data.info(cfg.dataset)
     model = ModelSpec(arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width,
-                      batchnorm="frozen" if cfg.method == "edge-popup" and cfg.arch.startswith("conv") else "none")
-    init = InitSpec(cfg.init, p_positive=cfg.p_positive)
+                      batchnorm=connectivity.batchnorm_for(cfg.method, cfg.arch))
+    init = connectivity.init_spec(cfg.init, cfg.p_positive, cfg.k, cfg.method)
     hparams = {k: v for k, v in cfg.to_dict().items() if k not in ("arch", "init", "p_positive", "seed", "device")}
     return NetworkSpec(model=model, rng=RngSpec(seed=cfg.seed), init=init, method=cfg.method, hparams=hparams)
 
@@ -41,25 +41,37 @@ def _check_fits(model: torch.nn.Module, spec: NetworkSpec) -> None:
 
 def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
           progress: Progress | None = None) -> tuple[Description, list[dict]]:
-    """Train one network as ``cfg`` says. Everything is validated before the first step."""
+    """Train one network as ``cfg`` says. Everything is validated before the first step.
+
+    Under torchrun (WORLD_SIZE > 1) this runs DistributedDataParallel; see connpack.distributed.
+    """
+    if cfg.method in ("asni", "imp"):  # weight-training pruning: their own drivers (asni.train, imp.train)
+        from connpack.trainers import asni, imp
+
+        res = (asni if cfg.method == "asni" else imp).train(cfg, data_dir=data_dir, checkpoint=checkpoint,
+                                                            resume=resume, progress=progress)
+        return res.trained, res.metrics
     spec = network_spec(cfg)
     model = models.build(spec)
     _check_fits(model, spec)
     device = resolve_device(cfg.device)
     x_train, y_train = data.load(cfg.dataset, "train", data_dir, limit=cfg.limit)
     x_test, y_test = data.load(cfg.dataset, "test", data_dir)
+    ctx = distributed.Context.from_env()
+    device = distributed.init(ctx, device)
     connectivity.configure(model, spec, cfg.method, k=cfg.k)
     model.to(device)
+    net = distributed.wrap(model, ctx, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    lr = cfg.learning_rate()
-    opt = torch.optim.Adam(params, lr=lr) if cfg.optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
+    opt = build_optimizer(cfg.optimizer, params, cfg.learning_rate(), weight_decay=cfg.weight_decay)
     torch.manual_seed(cfg.seed)
     loop = Loop(model, opt, (x_train, y_train), (x_test, y_test), cfg.epochs, cfg.batch_size, cfg.seed, device,
                 regularizer=connectivity.regularizer(cfg.method, cfg.variant), stats=connectivity.stats,
-                checkpoint=checkpoint, progress=progress)
+                scheduler=build_scheduler(cfg.schedule, opt, cfg.epochs), checkpoint=checkpoint, progress=progress,
+                ctx=ctx, net=net, meta={"spec": spec.to_json()})
     start = 0
     if resume and checkpoint is not None and checkpoint.exists():
-        start, _ = loop.load_checkpoint()
+        start = loop.load_checkpoint()
     metrics = loop.run(start)
     model.cpu()
     return connectivity.describe(model, spec), metrics

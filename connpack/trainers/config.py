@@ -15,25 +15,66 @@ PAPER_LR = {
 }
 
 
+# Names users type for the weight distributions (CLI --init) -> connpack.rng / InitSpec names.
+INIT_ALIASES = {"he": "kaiming_normal", "he_normal": "kaiming_normal", "glorot": "xavier_normal",
+                "glorot_normal": "xavier_normal", "he_constant": "signed_constant",
+                "signed_he_constant": "signed_constant", "signed_kaiming_constant": "signed_constant"}
+INITS = ("signed_constant", "kaiming_normal", "xavier_normal", "kaiming_uniform")
+
+
+def parse_init(name: str, method: str = "edge-popup") -> tuple[str, bool]:
+    """'kaiming_normal_scaled' -> ('kaiming_normal', True). Scaled (x sqrt(1/k), edge-popup section 4.5)
+    needs the fraction k kept, so it is edge-popup's only."""
+    scaled = name.endswith("_scaled")
+    base = name[: -len("_scaled")] if scaled else name
+    base = INIT_ALIASES.get(base, base)
+    if base not in INITS:
+        raise SpecError(f"unknown init '{name}' (choose from {', '.join(INITS)}, aliases "
+                        f"{', '.join(INIT_ALIASES)}, each optionally with _scaled)")
+    if scaled and method != "edge-popup":
+        raise SpecError(f"init '{name}': the _scaled variants (std x sqrt(1/k)) are for --method edge-popup")
+    return base, scaled
+
+
+def method_defaults(method: str, optimizer: str | None = None) -> dict:
+    """Defaults that depend on the method: Ivan & Florian Table A.2, or edge-popup section 4.1."""
+    if method == "edge-popup":
+        optimizer = optimizer or "sgd"
+        return {"batch_size": 128, "optimizer": optimizer, "weight_decay": 1e-4,
+                "schedule": "cosine" if optimizer == "sgd" else "none"}
+    optimizer = optimizer or "adam"
+    return {"batch_size": 25, "optimizer": optimizer, "weight_decay": 0.0,
+            "schedule": "cosine" if optimizer == "sgd" else "none"}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = field(default="flip", metadata={"help": "baseline | prune | flip | edge-popup"})
     variant: str = field(default="free", metadata={"help": "free | minimal (Ivan & Florian Eq. 4 regulariser)"})
     arch: str = field(default="lenet300", metadata={"help": "architecture name from the registry"})
     dataset: str = field(default="mnist", metadata={"help": "mnist | fashion-mnist | cifar10 | synthetic-*"})
-    init: str = field(default="signed_constant", metadata={"help": "weight distribution (connpack.rng)"})
+    init: str = field(default="signed_constant", metadata={"help": "signed_constant (he_constant) | kaiming_normal (he) | "
+                      "xavier_normal (glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k)"})
     p_positive: float = field(default=0.5, metadata={"help": "signed_constant: probability of a + sign"})
     seed: int = field(default=0, metadata={"help": "seeds weights, scores and data order"})
     epochs: int = field(default=10, metadata={"help": "training epochs"})
-    batch_size: int = field(default=25, metadata={"help": "Table A.2: 25"})
+    batch_size: int | None = field(default=None, metadata={"help": "default: 25 (Table A.2); edge-popup 128"})
     lr: float | None = field(default=None, metadata={"help": "learning rate (default: the paper's)"})
-    optimizer: str = field(default="adam", metadata={"help": "adam | sgd"})
+    optimizer: str | None = field(default=None, metadata={"help": "adam | sgd (default: adam; edge-popup sgd, momentum 0.9)"})
     width: float = field(default=1.0, metadata={"help": "width multiplier of hidden layers"})
     k: float = field(default=0.5, metadata={"help": "edge-popup: fraction of weights KEPT per layer, in (0, 1]"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     limit: int | None = field(default=None, metadata={"help": "use only the first N training examples"})
+    weight_decay: float | None = field(default=None, metadata={"help": "default: 0; edge-popup 1e-4 (on the scores)"})
+    schedule: str | None = field(default=None, metadata={"help": "none | cosine (default: cosine for sgd, none for adam)"})
 
     def __post_init__(self):
+        for name, value in method_defaults(self.method, self.optimizer).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        parse_init(self.init, self.method)
+        if self.weight_decay < 0 or self.schedule not in ("none", "cosine"):
+            raise SpecError(f"weight decay must be >= 0 and schedule none|cosine, got {self.weight_decay}, {self.schedule!r}")
         if self.method not in ("baseline", "prune", "flip", "edge-popup"):
             raise SpecError(f"unknown method '{self.method}' (choose from baseline, prune, flip, edge-popup)")
         if self.variant not in ("free", "minimal"):
@@ -54,6 +95,8 @@ class TrainConfig:
     def learning_rate(self) -> float:
         if self.lr is not None:
             return self.lr
+        if self.method == "edge-popup" and self.optimizer == "sgd":
+            return 0.1  # edge-popup section 4.1 (CIFAR-10)
         key = "prune" if self.method == "edge-popup" else self.method
         return PAPER_LR.get(self.arch, PAPER_LR["conv6"])[key]
 
