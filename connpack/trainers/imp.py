@@ -1,0 +1,125 @@
+"""Iterative magnitude pruning with rewinding, finetuning or sign re-initialisation (Paganini & Forde, section 3).
+
+Iteration 0 trains the dense network; each of the ``iterations`` that follow prunes ``fraction`` (20%) of
+the remaining connections/units (connpack.pruning.prune_step: technique, local or global), treats the kept
+weights as ``reinit`` says and trains again for the same budget (SGD, constant lr 0.01, batch 32, 30 epochs):
+
+    rewind      the kept weights return to their initial values theta0 (Frankle & Carbin's lottery ticket)
+    finetune    the kept weights stay as trained
+    sigma-sign  sigma_l * sign(theta0)   (sigma_l: std of layer l's initial weights; Zhou et al., appendix A.1)
+    sign        sign(theta0)
+
+Biases are never pruned; they (and batch norm) restart from their initial values except when finetuning
+(section 3.2: rewinding affects all parameters). The ticket, i.e. the initialisation of the final sparse
+network, is exactly representable: "mask" over the generated weights (rewind: mask + seed), or "ternary"
+with centroids (-sigma_l, +sigma_l) or (-1, +1) (sign re-inits); finetuning has no separate ticket.
+Every iteration checkpoints per epoch (``<checkpoint>.it<N>``) and a resumed run replays finished
+iterations from their checkpoints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from connpack import pruning
+from connpack.description import Description, TensorCode
+from connpack.errors import SpecError
+from connpack.trainers import masked
+from connpack.trainers.asni import Run, network_spec
+from connpack.trainers.loop import Progress
+
+REINITS = ("rewind", "finetune", "sigma-sign", "sign")
+
+
+def apply_defaults(cfg) -> None:
+    """Section 3: SGD (momentum 0.9 here, as connpack's SGD), constant lr 0.01, batch 32, 30 epochs, He init."""
+    row = {"init": "kaiming_normal", "epochs": 30, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
+           "weight_decay": 0.0, "schedule": "none"}
+    for name, value in row.items():
+        if getattr(cfg, name) is None:
+            object.__setattr__(cfg, name, value)
+    check(cfg.technique, cfg.fraction, cfg.iterations, cfg.scope, cfg.reinit)
+
+
+def check(technique: str, fraction: float, iterations: int, scope: str, reinit: str) -> None:
+    pruning.rule_for(technique, False)
+    pruning.check_fraction(fraction)
+    if not (isinstance(iterations, int) and iterations >= 0):
+        raise SpecError(f"imp iterations must be an integer >= 0, got {iterations!r}")
+    if scope not in pruning.SCOPES:
+        raise SpecError(f"imp scope must be local or global, got {scope!r}")
+    if reinit not in REINITS:
+        raise SpecError(f"unknown reinit '{reinit}' (choose from {', '.join(REINITS)})")
+
+
+def reinit_weights(theta0: dict[str, np.ndarray], reinit: str) -> dict[str, np.ndarray]:
+    """The values the kept weights restart from (the mask is applied by masked.set_weights)."""
+    if reinit == "rewind":
+        return theta0
+    if reinit == "sign":
+        return {k: np.sign(w).astype(np.float32) for k, w in theta0.items()}
+    return {k: (np.float32(w.std()) * np.sign(w)).astype(np.float32) for k, w in theta0.items()}
+
+
+def ticket(theta0: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec, dense, reinit: str) -> Description | None:
+    """The final sparse network's initialisation as a Description (None when finetuning)."""
+    if reinit == "finetune":
+        return None
+    tensors = {}
+    for k, w in theta0.items():
+        m = masks[k]
+        if reinit == "rewind":
+            tensors[k] = TensorCode("mask", w.shape, bits=m)
+        else:
+            c = float(np.float32(w.std())) if reinit == "sigma-sign" else 1.0
+            tensors[k] = TensorCode("ternary", w.shape, bits=m, signs=w[m] > 0, centroids=(-c, c))
+    desc = Description(spec, tensors, dense)
+    desc.record_hashes(desc.generated())
+    return desc
+
+
+@dataclass
+class ImpResult:
+    trained: Description            # the last iteration's trained sparse network ("values")
+    ticket: Description | None      # its initialisation (see ``ticket``)
+    masks: list[dict[str, np.ndarray]]  # keep-masks after each iteration (index 0: dense)
+    accuracy: list[float]           # final test accuracy of each iteration
+    metrics: list[dict]
+
+
+def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
+          progress: Progress | None = None) -> ImpResult:
+    spec = network_spec(cfg)
+    run = Run.make(cfg, spec, data_dir, checkpoint, resume, progress)
+    model = run.fresh()
+    theta0 = masked.weights(model)
+    dense0 = masked.dense_state(model)
+    start_values = reinit_weights(theta0, cfg.reinit)
+    history, accuracy, metrics = [], [], []
+    for it in range(cfg.iterations + 1):
+        if it > 0:
+            new = pruning.prune_step(masked.weights(model), masked.masks(model), cfg.technique, cfg.fraction,
+                                     cfg.scope, seed=cfg.seed, iteration=it)
+            masked.set_masks(model, new)
+            if cfg.reinit != "finetune":
+                masked.set_weights(model, start_values)
+                state = model.state_dict()
+                model.load_state_dict({**state, **{k: _tensor(v) for k, v in dense0.items()}})
+        elif cfg.reinit in ("sigma-sign", "sign"):
+            masked.set_weights(model, start_values)  # the dense network starts from the same kind of values
+        rows = run.fit(model, f"it{it}")
+        history.append(masked.masks(model))
+        accuracy.append(rows[-1]["test_acc"])
+        metrics += [{"iteration": it, **r} for r in rows]
+    run.cleanup()
+    return ImpResult(trained=masked.describe(model, spec),
+                     ticket=ticket(theta0, history[-1], spec, dense0, cfg.reinit),
+                     masks=history, accuracy=accuracy, metrics=metrics)
+
+
+def _tensor(v: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(v))
