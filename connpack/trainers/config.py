@@ -49,15 +49,15 @@ def method_defaults(method: str, optimizer: str | None = None) -> dict:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = field(default="flip", metadata={"help": "baseline | prune | flip | edge-popup"})
+    method: str = field(default="flip", metadata={"help": "baseline | prune | flip | edge-popup | asni | imp"})
     variant: str = field(default="free", metadata={"help": "free | minimal (Ivan & Florian Eq. 4 regulariser)"})
     arch: str = field(default="lenet300", metadata={"help": "architecture name from the registry"})
     dataset: str = field(default="mnist", metadata={"help": "mnist | fashion-mnist | cifar10 | synthetic-*"})
-    init: str = field(default="signed_constant", metadata={"help": "signed_constant (he_constant) | kaiming_normal (he) | "
+    init: str | None = field(default=None, metadata={"help": "default: signed_constant (asni/imp: kaiming_normal); signed_constant (he_constant) | kaiming_normal (he) | "
                       "xavier_normal (glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k)"})
     p_positive: float = field(default=0.5, metadata={"help": "signed_constant: probability of a + sign"})
     seed: int = field(default=0, metadata={"help": "seeds weights, scores and data order"})
-    epochs: int = field(default=10, metadata={"help": "training epochs"})
+    epochs: int | None = field(default=None, metadata={"help": "training epochs (default 10; asni: Table 1; imp: 30)"})
     batch_size: int | None = field(default=None, metadata={"help": "default: 25 (Table A.2); edge-popup 128"})
     lr: float | None = field(default=None, metadata={"help": "learning rate (default: the paper's)"})
     optimizer: str | None = field(default=None, metadata={"help": "adam | sgd (default: adam; edge-popup sgd, momentum 0.9)"})
@@ -67,16 +67,31 @@ class TrainConfig:
     limit: int | None = field(default=None, metadata={"help": "use only the first N training examples"})
     weight_decay: float | None = field(default=None, metadata={"help": "default: 0; edge-popup 1e-4 (on the scores)"})
     schedule: str | None = field(default=None, metadata={"help": "none | cosine (default: cosine for sgd, none for adam)"})
+    # ASNI (Damadi et al., Algorithm 1); None = Tables 1 and 2 for the architecture and dataset (trainers.asni)
+    alpha: float | None = field(default=None, metadata={"help": "asni: final sparsity scale alpha, percent in (0, 100)"})
+    beta: float = field(default=0.5, metadata={"help": "asni: sigmoid centre as a fraction of the epochs, in [0, 1]"})
+    gamma: float | None = field(default=None, metadata={"help": "asni: sigmoid temperature in epochs, > 0"})
+    delta: float = field(default=0.06, metadata={"help": "asni: cosine scale delta > 0 (with --schedule cosine)"})
+    # Iterative magnitude pruning (Paganini & Forde, section 3)
+    technique: str = field(default="l1-us", metadata={"help": "imp: l1-us l1-s l2-s linf-s random-us random-s hybrid fc-only"})
+    fraction: float = field(default=0.2, metadata={"help": "imp: fraction of the remaining connections/units pruned per step"})
+    iterations: int = field(default=20, metadata={"help": "imp: pruning iterations (each followed by a full training)"})
+    scope: str = field(default="local", metadata={"help": "imp: local (per layer) | global (pooled per rule)"})
+    reinit: str = field(default="rewind", metadata={"help": "imp: rewind | finetune | sigma-sign | sign"})
 
     def __post_init__(self):
-        for name, value in method_defaults(self.method, self.optimizer).items():
+        if self.method in ("asni", "imp"):  # the pruning papers' defaults; they check their own fields
+            from connpack.trainers import asni, imp
+
+            (asni if self.method == "asni" else imp).apply_defaults(self)
+        for name, value in {"init": "signed_constant", "epochs": 10, **method_defaults(self.method, self.optimizer)}.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         parse_init(self.init, self.method)
         if self.weight_decay < 0 or self.schedule not in ("none", "cosine"):
             raise SpecError(f"weight decay must be >= 0 and schedule none|cosine, got {self.weight_decay}, {self.schedule!r}")
-        if self.method not in ("baseline", "prune", "flip", "edge-popup"):
-            raise SpecError(f"unknown method '{self.method}' (choose from baseline, prune, flip, edge-popup)")
+        if self.method not in ("baseline", "prune", "flip", "edge-popup", "asni", "imp"):
+            raise SpecError(f"unknown method '{self.method}' (choose from baseline, prune, flip, edge-popup, asni, imp)")
         if self.variant not in ("free", "minimal"):
             raise SpecError(f"unknown variant '{self.variant}' (choose from free, minimal)")
         if self.epochs < 1 or self.batch_size < 1:
