@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pickle as _pickle_module  # CIFAR-10 batches only, through the allow-listing _CifarUnpickler below
 import torch
 
 from connpack import rng
@@ -132,15 +133,47 @@ def _idx_dataset(folder: Path, files: tuple[str, str], hint: str) -> tuple[np.nd
     return x[:, None, :, :], y
 
 
+class _CifarUnpickler(_pickle_module.Unpickler):
+    """torchvision's CIFAR-10 layout stores pickled dicts of numpy arrays. This reader resolves only the
+    three numpy globals an array needs, so a crafted batch file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"CIFAR-10 batch file refers to {module}.{name}: refused")
+        return super().find_class(module, name)
+
+
+def _cifar10_python(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for n in names:
+        with open(folder / n, "rb") as f:
+            try:
+                batch = _CifarUnpickler(f, encoding="latin1").load()
+                xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch["labels"], dtype=np.int64))
+            except DataError:
+                raise
+            except Exception as e:
+                raise DataError(f"{folder / n}: not a CIFAR-10 batch ({type(e).__name__})") from None
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def _cifar10(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 from torchvision's layout (cifar-10-batches-py) or the binary version (cifar-10-batches-bin)."""
+    if (data_dir / "cifar-10-batches-py").is_dir():
+        return _cifar10_python(data_dir / "cifar-10-batches-py", split)
     folder = data_dir / "cifar-10-batches-bin"
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
     try:
         blobs = [np.fromfile(folder / n, dtype=np.uint8) for n in names]
     except FileNotFoundError:
         raise DataError(
-            f"CIFAR-10 not found in {folder}: put the binary version's files (data_batch_1..5.bin, test_batch.bin) "
-            "there; connpack never downloads data"
+            f"CIFAR-10 not found in {data_dir}: put torchvision's cifar-10-batches-py/ (or the binary "
+            "cifar-10-batches-bin/) there; connpack never downloads data"
         ) from None
     rec = np.concatenate(blobs).reshape(-1, 3073)
     return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)

@@ -1,0 +1,63 @@
+import gzip
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from connpack import data
+from connpack.errors import DataError
+
+
+def _write_idx(path, arr, gz=False):
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    raw = header + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_files_are_read_and_normalised(tmp_path, gz):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    imgs = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    suffix = ".gz" if gz else ""
+    _write_idx(raw / f"t10k-images-idx3-ubyte{suffix}", imgs, gz)
+    _write_idx(raw / f"t10k-labels-idx1-ubyte{suffix}", np.array([7, 2, 1]), gz)
+    x, y = data.load("mnist", "test", tmp_path)
+    assert x.shape == (3, 1, 28, 28) and y.tolist() == [7, 2, 1]
+    assert float(x[0, 0, 0, 0]) == pytest.approx((0 / 255 - 0.1307) / 0.3081)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="connpack data fetch mnist"):
+        data.load("mnist", "train", tmp_path)
+    with pytest.raises(DataError, match="never downloads"):
+        data.load("cifar10", "train", tmp_path)
+
+
+def test_cifar_torchvision_layout_and_refusal_of_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = {"data": np.full((2, 3072), 9, dtype=np.uint8), "labels": [3, 4], "batch_label": "test"}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch))
+    x, y = data.load("cifar10", "test", tmp_path)
+    assert x.shape == (2, 3, 32, 32) and y.tolist() == [3, 4]
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": Evil(), "labels": [1]}))
+    with pytest.raises(DataError, match="refused"):
+        data.load("cifar10", "test", tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_data_order_is_a_deterministic_permutation():
+    a = data.batches(100, 25, seed=0, epoch=0)
+    b = data.batches(100, 25, seed=0, epoch=0)
+    c = data.batches(100, 25, seed=0, epoch=1)
+    flat = np.concatenate([t.numpy() for t in a])
+    assert sorted(flat.tolist()) == list(range(100))
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert not all((x == y).all() for x, y in zip(a, c))
