@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from connpack.cli import data, demo, evaluate, pack, report, train, unpack
+from connpack.cli import bench, compare, data, demo, evaluate, pack, report, train, unpack
 
 app = typer.Typer(help="Train, pack and export networks with fixed random weights and learned connectivity.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -16,6 +16,8 @@ app.command("unpack")(unpack.command)
 app.command("eval")(evaluate.command)
 app.command("report")(report.command)
 app.command("demo")(demo.command)
+app.command("compare")(compare.command)
+app.command("bench")(bench.command)
 app.add_typer(data.app, name="data")
 
 

@@ -1,0 +1,244 @@
+"""Inference benchmark: every export of one network, timed the same way in one process.
+
+Variants of a .cpk (or a connpack model.pt): PyTorch eager on the materialised module, and onnxruntime on
+the dense graph, the dense graph with COO sparse constants (``sparse-init``), the compacted graph
+(``compact``, sequential networks) and the self-decoding graph (±c / ternary networks). An .onnx file that
+is not ours is benchmarked as it is (one onnxruntime row).
+
+Method: threads pinned to ``threads`` (onnxruntime: ``intra_op_num_threads``, sequential execution with one
+inter-op thread; PyTorch: ``torch.set_num_threads``); inputs N(0, 1) with a fixed seed; ``warmup`` runs, then ``runs``
+timed runs at batch 1 (latency p50/p90) and ``max(10, runs // 5)`` timed runs at ``batch`` (throughput).
+Session creation is timed once. Memory is the growth of the process's resident set (/proc/self/statm, RSS
+delta) across session creation + one batch run -- native allocations included, which tracemalloc would
+miss; memory freed and reused inside the process can hide part of it, so read it as a lower bound.
+Each row's output at ``batch`` is compared with the first row's (max |diff|, argmax agreement).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from connpack.errors import InputFileError, SpecError
+
+MEMORY_METHOD = "RSS delta (/proc/self/statm) over session creation + first batch run"
+
+
+@dataclass
+class Row:
+    variant: str
+    runtime: str
+    file_bytes: int | None
+    session_s: float
+    rss_mb: float | None
+    p50_ms: float
+    p90_ms: float
+    throughput: float                    # images / s at the batch size
+    max_abs_diff: float = 0.0            # vs the first row, on the batch
+    argmax_agree: float = 1.0
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    source: str
+    rows: list[Row]
+    threads: int
+    batch: int
+    runs: int
+    warmup: int
+    cpu_count: int
+    memory: str = MEMORY_METHOD
+    skipped: dict[str, str] = field(default_factory=dict)  # variant -> why it does not apply
+
+    def row(self, variant: str) -> Row | None:
+        return next((r for r in self.rows if r.variant == variant), None)
+
+    def ratios(self, base: str = "dense") -> dict[str, dict[str, float | None]]:
+        """Per variant vs ``base``: batch-1 speed-up (p50), batch throughput ratio, file size ratio."""
+        ref = self.row(base)
+        if ref is None:
+            return {}
+        out = {}
+        for r in self.rows:
+            out[r.variant] = {
+                "speedup_b1": ref.p50_ms / r.p50_ms,
+                "speedup_batch": r.throughput / ref.throughput,
+                "size_ratio": (r.file_bytes / ref.file_bytes) if r.file_bytes and ref.file_bytes else None,
+            }
+        return out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ratios_vs_dense"] = self.ratios()
+        return d
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _time_runs(fn, x1: np.ndarray, xb: np.ndarray, runs: int, warmup: int) -> tuple[float, float, float]:
+    for _ in range(warmup):
+        fn(x1)
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn(x1)
+        times[i] = time.perf_counter() - t0
+    fn(xb)
+    n_b = max(10, runs // 5)
+    t0 = time.perf_counter()
+    for _ in range(n_b):
+        fn(xb)
+    tput = n_b * len(xb) / (time.perf_counter() - t0)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 90) * 1e3), float(tput)
+
+
+def _ort_row(variant: str, data: bytes, x1, xb, threads: int, runs: int, warmup: int, note: str = ""):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    gc.collect()
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    try:
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise InputFileError(f"onnxruntime cannot load the {variant} graph: {str(e).splitlines()[0]}") from None
+    session_s = time.perf_counter() - t0
+    name = sess.get_inputs()[0].name
+    fn = lambda x: sess.run(None, {name: x})[0]  # noqa: E731
+    out = fn(xb)
+    rss1 = _rss_bytes()
+    p50, p90, tput = _time_runs(fn, x1, xb, runs, warmup)
+    rss = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
+    return Row(variant, "onnxruntime", len(data), session_s, rss, p50, p90, tput, note=note), out
+
+
+def _torch_row(desc, x1, xb, threads: int, runs: int, warmup: int):
+    import torch
+
+    from connpack.exporters.module import to_module
+
+    torch.set_num_threads(threads)
+    gc.collect()
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    model = to_module(desc)
+    session_s = time.perf_counter() - t0
+
+    @torch.inference_mode()
+    def fn(x):
+        return model(torch.from_numpy(x)).numpy()
+
+    out = fn(xb)
+    rss1 = _rss_bytes()
+    p50, p90, tput = _time_runs(fn, x1, xb, runs, warmup)
+    rss = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
+    return Row("pytorch", "pytorch eager", None, session_s, rss, p50, p90, tput, note="materialised module"), out
+
+
+def _onnx_input_shape(proto) -> tuple[int, ...]:
+    inits = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise InputFileError(f"the graph has {len(inputs)} inputs; bench needs exactly one image input")
+    t = inputs[0].type.tensor_type
+    if t.elem_type != 1:
+        raise InputFileError("the graph's input is not float32; bench feeds float32 images")
+    dims = list(t.shape.dim)
+    if not dims or any(not d.HasField("dim_value") for d in dims[1:]):
+        raise InputFileError("the graph's input has unknown dimensions besides the batch; bench cannot make inputs")
+    return tuple(int(d.dim_value) for d in dims[1:])
+
+
+def _load_source(path: Path):
+    """(Description or None, onnx bytes or None)."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    if path.suffix == ".onnx":
+        import onnx
+
+        data = path.read_bytes()
+        try:
+            proto = onnx.load_from_string(data)
+            onnx.checker.check_model(proto)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputFileError(f"{path}: not a valid ONNX model ({msg})") from None
+        return None, data
+    if path.suffix == ".pt":
+        from connpack import runfile
+
+        return runfile.load(path)[0], None
+    from connpack.pack import unpack
+
+    return unpack(path), None
+
+
+def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, warmup: int = 10,
+          seed: int = 0) -> BenchResult:
+    """Benchmark every applicable export of ``path`` (.cpk, connpack .pt, or any .onnx)."""
+    if threads < 1 or runs < 1 or batch < 1 or warmup < 0:
+        raise SpecError("threads, runs and batch must be >= 1 and warmup >= 0")
+    path = Path(path)
+    desc, onnx_bytes = _load_source(path)
+    rows: list[Row] = []
+    outs: list[np.ndarray] = []
+    skipped: dict[str, str] = {}
+    rs = np.random.default_rng(seed)
+
+    def add(row_out):
+        row, out = row_out
+        rows.append(row)
+        outs.append(out)
+
+    if onnx_bytes is not None:
+        import onnx
+
+        shape = _onnx_input_shape(onnx.load_from_string(onnx_bytes))
+        x1, xb = (rs.standard_normal((n, *shape), dtype=np.float32) for n in (1, batch))
+        add(_ort_row("onnx", onnx_bytes, x1, xb, threads, runs, warmup, note=path.name))
+    else:
+        from connpack.exporters import compact, onnx_dense, onnx_selfdecoding, onnx_sparse
+
+        shape = desc.spec.model.in_shape
+        x1, xb = (rs.standard_normal((n, *shape), dtype=np.float32) for n in (1, batch))
+        add(_torch_row(desc, x1, xb, threads, runs, warmup))
+        dense = onnx_dense.to_onnx(desc)
+        add(_ort_row("dense", dense.SerializeToString(), x1, xb, threads, runs, warmup, "torch.onnx export"))
+        coo = onnx_sparse.sparsify(dense)
+        n_coo = sum(1 for n in coo.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
+        add(_ort_row("sparse-init", coo.SerializeToString(), x1, xb, threads, runs, warmup,
+                     f"{n_coo} tensors as COO (densified at load)"))
+        try:
+            proto, info = compact.compact_onnx(desc)
+            add(_ort_row("compact", proto.SerializeToString(), x1, xb, threads, runs, warmup,
+                         f"{info.units_removed:.1%} hidden units removed; effective sparsity "
+                         f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})"))
+        except SpecError as e:
+            skipped["compact"] = str(e)
+        try:
+            proto = onnx_selfdecoding.to_onnx(desc)
+            add(_ort_row("self-decoding", proto.SerializeToString(), x1, xb, threads, runs, warmup,
+                         "decoded at session creation"))
+        except SpecError as e:
+            skipped["self-decoding"] = str(e)
+    ref = outs[0]
+    for row, out in zip(rows, outs):
+        row.max_abs_diff = float(np.abs(out - ref).max())
+        row.argmax_agree = float((out.argmax(1) == ref.argmax(1)).mean())
+    return BenchResult(str(path), rows, threads, batch, runs, warmup, os.cpu_count() or 0, skipped=skipped)

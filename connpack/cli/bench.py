@@ -1,0 +1,56 @@
+"""connpack bench: latency, throughput, size, session time and memory of every export of one network."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from connpack.bench import BenchResult, bench
+from connpack.cli.common import JsonFlag, console, errors
+
+
+def render(res: BenchResult) -> None:
+    ratios = res.ratios()
+    t = Table(title=f"{res.source}: {res.threads} thread(s), {res.runs} runs at batch 1 and {max(10, res.runs // 5)} "
+                    f"at batch {res.batch}, after {res.warmup} warm-up; {res.cpu_count} CPUs", title_justify="left",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    cols = ("variant", "bytes", "load", "RSS", "p50", "p90", "img/s", "×b1", f"×b{res.batch}")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
+    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
+    for r in res.rows:
+        q = ratios.get(r.variant, {})
+        t.add_row(r.variant, fmt(r.file_bytes, ","), f"{r.session_s:.3f}", fmt(r.rss_mb, ".1f"), f"{r.p50_ms:.3f}",
+                  f"{r.p90_ms:.3f}", f"{r.throughput:,.0f}", fmt(q.get("speedup_b1"), ".2f"),
+                  fmt(q.get("speedup_batch"), ".2f"))
+    console.print(t)
+    for r in res.rows:
+        console.print(f"{r.variant} ({r.runtime}): {r.note}; max|Δ| {r.max_abs_diff:.1e}, "
+                      f"argmax agrees {r.argmax_agree:.0%}")
+    for variant, why in res.skipped.items():
+        console.print(f"{variant}: not applicable: {why}")
+    console.print(f"load: session creation, s; RSS: MB; p50/p90: latency at batch 1, ms; img/s: throughput at batch "
+                  f"{res.batch}; ×b1 / ×b{res.batch}: speed vs onnxruntime dense (p50 / img/s); max|Δ|: vs the first "
+                  f"row at batch {res.batch}. Memory: {res.memory}.")
+
+
+@errors
+def command(
+    model: Annotated[Path, typer.Argument(help="a .cpk, a connpack model.pt, or any .onnx file")],
+    threads: Annotated[int, typer.Option("--threads", help="threads for onnxruntime and PyTorch (pinned)")] = 1,
+    runs: Annotated[int, typer.Option("--runs", help="timed runs at batch 1 (batch runs: runs/5, at least 10)")] = 200,
+    batch: Annotated[int, typer.Option("--batch", help="batch size for the throughput figure")] = 64,
+    warmup: Annotated[int, typer.Option("--warmup", help="untimed runs before timing")] = 10,
+    as_json: JsonFlag = False,
+):
+    """Time PyTorch eager and onnxruntime on the dense, sparse-initializer, compacted and self-decoding graphs."""
+    res = bench(model, threads=threads, runs=runs, batch=batch, warmup=warmup)
+    if as_json:
+        console.print_json(json.dumps(res.to_dict(), allow_nan=False))
+    else:
+        render(res)
