@@ -11,21 +11,55 @@ from connpack.cli.common import console, errors, fail
 from connpack.pack import unpack
 
 
+
+def _dense(desc):
+    from connpack.exporters import onnx_dense
+
+    return onnx_dense.to_onnx(desc)
+
+
+def _compact(desc):
+    from connpack.exporters import compact
+
+    return compact.compact_onnx(desc)[0]
+
+
+def _sparse(desc, compact=True):
+    from connpack.exporters import onnx_sparse
+
+    return onnx_sparse.to_onnx(desc, compact=compact)
+
+
+def _selfdecoding(desc):
+    from connpack.exporters import onnx_selfdecoding
+
+    return onnx_selfdecoding.to_onnx(desc)
+
+
+ONNX_KINDS = {"dense": _dense, "compact": _compact, "sparse-init": lambda d: _sparse(d, compact=False),
+              "sparse": _sparse, "self-decoding": _selfdecoding}
+
+
 @errors
 def command(
     model: Annotated[Path, typer.Argument(help="a .cpk file")],
-    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="write a dense ONNX graph here")] = None,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="write an ONNX graph here (which one: --kind)")] = None,
     pt: Annotated[Optional[Path], typer.Option("--pt", help="write the float32 state_dict here (torch.save)")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="graph written by --onnx: dense (any network); compact (dead "
+                                      "units removed: smaller and faster, same outputs); sparse-init (weights as COO "
+                                      "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
+                                      "(packed bits decoded in-graph: about the .cpk's size; ±c/ternary networks)")]
+    = "dense",
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
     if onnx is None and pt is None:
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
+    if kind not in ONNX_KINDS:
+        fail(f"unknown --kind '{kind}' (choose from {', '.join(ONNX_KINDS)})", 2)
     desc = unpack(model)
     if onnx is not None:
-        from connpack.exporters import onnx_dense
-
-        size = onnx_dense.export(desc, onnx)
-        console.print(f"wrote {onnx}  ({size:,} bytes, dense ONNX)")
+        size = atomic.write_bytes(onnx, ONNX_KINDS[kind](desc).SerializeToString())
+        console.print(f"wrote {onnx}  ({size:,} bytes, {kind} ONNX)")
     if pt is not None:
         import torch
 
