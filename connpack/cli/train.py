@@ -22,10 +22,10 @@ def command(
     variant: Annotated[str, typer.Option(help=H["variant"])] = "free",
     arch: Annotated[str, typer.Option(help=H["arch"])] = "lenet300",
     dataset: Annotated[str, typer.Option(help=H["dataset"])] = "mnist",
-    init: Annotated[str, typer.Option(help=H["init"])] = "signed_constant",
+    init: Annotated[Optional[str], typer.Option(help=H["init"])] = None,
     p_positive: Annotated[float, typer.Option(help=H["p_positive"])] = 0.5,
     seed: Annotated[int, typer.Option(help=H["seed"])] = 0,
-    epochs: Annotated[int, typer.Option(help=H["epochs"])] = 10,
+    epochs: Annotated[Optional[int], typer.Option(help=H["epochs"])] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=H["batch_size"])] = None,
     lr: Annotated[Optional[float], typer.Option(help=H["lr"])] = None,
     optimizer: Annotated[Optional[str], typer.Option(help=H["optimizer"])] = None,
@@ -35,6 +35,15 @@ def command(
     limit: Annotated[Optional[int], typer.Option(help=H["limit"])] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help=H["weight_decay"])] = None,
     schedule: Annotated[Optional[str], typer.Option(help=H["schedule"])] = None,
+    alpha: Annotated[Optional[float], typer.Option(help=H["alpha"])] = None,
+    beta: Annotated[float, typer.Option(help=H["beta"])] = 0.5,
+    gamma: Annotated[Optional[float], typer.Option(help=H["gamma"])] = None,
+    delta: Annotated[float, typer.Option(help=H["delta"])] = 0.06,
+    technique: Annotated[str, typer.Option(help=H["technique"])] = "l1-us",
+    fraction: Annotated[float, typer.Option(help=H["fraction"])] = 0.2,
+    iterations: Annotated[int, typer.Option(help=H["iterations"])] = 20,
+    scope: Annotated[str, typer.Option(help=H["scope"])] = "local",
+    reinit: Annotated[str, typer.Option(help=H["reinit"])] = "rewind",
     out: Annotated[Path, typer.Option("--out", "-o", help="output model file")] = Path("model.pt"),
     resume: Annotated[bool, typer.Option(help="continue from <out>.ckpt if it exists")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
@@ -43,9 +52,14 @@ def command(
     """Train a mask (prune), a sign filter (flip) or the dense baseline; write model.pt (+ metrics JSON)."""
     cfg = TrainConfig(method=method, variant=variant, arch=arch, dataset=dataset, init=init, p_positive=p_positive,
                       seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, width=width, k=k,
-                      device=device, limit=limit, weight_decay=weight_decay, schedule=schedule)
+                      device=device, limit=limit, weight_decay=weight_decay, schedule=schedule, alpha=alpha, beta=beta,
+                      gamma=gamma, delta=delta, technique=technique, fraction=fraction, iterations=iterations,
+                      scope=scope, reinit=reinit)
     checkpoint = out.with_suffix(out.suffix + ".ckpt")
     main_rank = Context.from_env().is_main  # under torchrun only rank 0 prints and writes
+    if cfg.method in ("asni", "imp"):
+        with training_progress(quiet) as progress:
+            return _pruned(cfg, out, checkpoint, resume, progress, data_dir)
     with training_progress(quiet or not main_rank) as progress:
         desc, metrics = train(cfg, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
     if not main_rank:
@@ -55,3 +69,27 @@ def command(
     checkpoint.unlink(missing_ok=True)
     last = metrics[-1]
     console.print(f"wrote {out}  (test accuracy {last['test_acc']:.2%}; metrics in {out.with_suffix('.metrics.json')})")
+
+
+def _pruned(cfg: TrainConfig, out: Path, checkpoint: Path, resume: bool, progress, data_dir) -> None:
+    """ASNI (A -> out, amenable init -> <stem>.init.pt, C -> <stem>.C.pt) or IMP (out, ticket -> <stem>.ticket.pt)."""
+    from connpack.trainers import asni, imp
+
+    driver = asni if cfg.method == "asni" else imp
+    res = driver.train(cfg, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
+    runfile.save(out, res.trained, res.metrics)
+    atomic.write_bytes(out.with_suffix(".metrics.json"), json.dumps(res.metrics, indent=1).encode())
+    extra = {"init": res.amenable, "C": res.retrained} if cfg.method == "asni" else {"ticket": res.ticket}
+    for tag, desc in extra.items():
+        if desc is not None:
+            runfile.save(out.with_name(f"{out.stem}.{tag}{out.suffix}"), desc)
+            console.print(f"wrote {out.with_name(f'{out.stem}.{tag}{out.suffix}')}")
+    console.print(f"wrote {out}")
+    if cfg.method == "asni":
+        console.print(f"sparsity {res.sparsity:.2%} ({res.nonzeros:,} weights kept)   "
+                      + "   ".join(f"{v} {a:.2%}" for v, a in res.accuracy.items()))
+    else:
+        for it, a in enumerate(res.accuracy):
+            kept = sum(int(m.sum()) for m in res.masks[it].values())
+            total = sum(m.size for m in res.masks[it].values())
+            console.print(f"iteration {it:2d}: sparsity {1 - kept / total:7.2%}   test accuracy {a:.2%}")
