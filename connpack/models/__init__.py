@@ -13,6 +13,7 @@ from connpack import rng
 from connpack.layers import conn_layers
 from connpack.models import small  # noqa: F401  (registers lenet300, conv2/4/6/8)
 from connpack.models import resnet  # noqa: F401  (registers resnet18)
+from connpack.models import tv  # noqa: F401  (registers torchvision:*; imports torchvision only when building)
 from connpack.models import vgg  # noqa: F401  (registers vgg11/13/16: batch norm, average pooling)
 from connpack.models.registry import get, names, register
 from connpack.specs import NetworkSpec
