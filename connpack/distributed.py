@@ -90,7 +90,7 @@ def wrap(model: nn.Module, ctx: Context, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def shutdown(ctx: Context) -> None:
