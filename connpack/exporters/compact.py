@@ -1,17 +1,18 @@
 """Sequential networks as plain numpy ops, structural compaction, and an ONNX builder for them.
 
-``ops_from_module`` turns an ``nn.Sequential`` of Linear / Conv2d / BatchNorm / ReLU / MaxPool2d / Flatten
-(ConnLinear/ConnConv2d included, read through their effective weight) into a list of ``Op``.
+``ops_from_module`` turns an ``nn.Sequential`` (nested ones flattened) of Linear / Conv2d / BatchNorm / ReLU /
+MaxPool2d / AdaptiveAvgPool2d(1) / Flatten (ConnLinear/ConnConv2d read through their effective weight) into a
+list of ``Op``.
 
 ``compact`` removes every hidden unit (Linear output feature, Conv2d output channel) that cannot change the
 output, which is the *effective sparsity* of the reinitialisation paper (appendix B): weights explicitly
 pruned plus those disconnected from the output. Two passes over the unit spaces between ops:
 
 * forward (constants): a unit whose non-zero incoming weights all come from constant units is constant;
-  its value is ``b_i + sum_j W_ij k_j`` carried through BN (per-channel affine), ReLU and MaxPool. With no
-  bias and all incoming weights pruned the constant is ReLU(0) = 0. A constant input is *folded* into the
-  consumer's bias (and its column removed) when the consumer is a Linear, or a Conv2d without padding, or
-  the constant is 0; a non-zero constant feeding a padded Conv2d is kept (the zero padding makes its
+  its value is ``b_i + sum_j W_ij k_j`` carried through BN (per-channel affine), ReLU, MaxPool and global
+  average pooling. With no bias and all incoming weights pruned the constant is ReLU(0) = 0. A constant
+  input is *folded* into the consumer's bias (and its column removed) when the consumer is a Linear, or a
+  Conv2d without padding, or the constant is 0; a non-zero constant feeding a padded Conv2d is kept (the zero padding makes its
   contribution position dependent, so folding would not be exact).
 * backward (reachability): all output units are kept; a unit of the previous space is kept when it is not
   folded and has a non-zero weight to a kept unit. Flatten maps channels to their h*w features (a channel
@@ -37,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 from connpack.errors import SpecError
 
 OPSET = 18
-KINDS = ("linear", "conv", "bn", "relu", "maxpool", "flatten")
+KINDS = ("linear", "conv", "bn", "relu", "maxpool", "gap", "flatten")
 
 
 @dataclass
@@ -83,8 +84,15 @@ def ops_from_module(model) -> list[Op]:
 
     if not isinstance(model, nn.Sequential):
         raise SpecError(f"only sequential networks can be compacted or self-decoded, not {type(model).__name__}")
+    def chain(seq: nn.Sequential, prefix: str = ""):
+        for name, m in seq.named_children():
+            if isinstance(m, nn.Sequential):  # nested chains (VGG's features/classifier) are one chain
+                yield from chain(m, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}", m
+
     ops: list[Op] = []
-    for name, m in model.named_children():
+    for name, m in chain(model):
         np_ = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             w = m.effective_weight() if isinstance(m, ConnMixin) else m.weight
@@ -112,6 +120,8 @@ def ops_from_module(model) -> list[Op]:
             k = _pair(m.kernel_size)
             ops.append(Op("maxpool", name, attrs={"kernel": k, "stride": _pair(m.stride or k),
                                                    "padding": _pair(m.padding)}))
+        elif isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
+            ops.append(Op("gap", name))
         elif isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 raise SpecError(f"layer {name}: only Flatten(start_dim=1) is supported")
@@ -120,7 +130,7 @@ def ops_from_module(model) -> list[Op]:
             continue
         else:
             raise SpecError(f"layer {name} ({type(m).__name__}) is not part of a plain Linear/Conv2d/BN/ReLU/"
-                            "MaxPool/Flatten chain (residual blocks are not compacted)")
+                            "MaxPool/GlobalAvgPool/Flatten chain (residual blocks are not compacted)")
     return ops
 
 
@@ -142,6 +152,8 @@ def spaces(ops: list[Op], in_shape: tuple[int, ...]) -> list[tuple[int, tuple[in
             cur = (wt.shape[0], _out_hw(hw, wt.shape[2:], op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]))
         elif op.kind == "maxpool":
             cur = (n, _out_hw(hw, op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]))
+        elif op.kind == "gap":
+            cur = (n, (1, 1))
         elif op.kind == "flatten":
             cur = (n * (hw[0] * hw[1] if hw else 1), None)
         out.append(cur)
@@ -275,6 +287,8 @@ def to_onnx(ops: list[Op], in_shape: tuple[int, ...], weight: WeightFn = _dense_
             nodes.append(helper.make_node("MaxPool", [x], [y], name=f"{op.name}/MaxPool",
                                           kernel_shape=list(op.attrs["kernel"]), strides=list(op.attrs["stride"]),
                                           pads=[p[0], p[1], p[0], p[1]]))
+        elif op.kind == "gap":
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [y], name=f"{op.name}/GlobalAveragePool"))
         elif op.kind == "flatten":
             nodes.append(helper.make_node("Flatten", [x], [y], name=f"{op.name}/Flatten", axis=1))
         x = y
