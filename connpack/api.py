@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from pathlib import Path
 
 from torch import nn
@@ -17,7 +16,12 @@ PathLike = str | Path
 
 
 def _shape(in_shape) -> tuple | None:
-    return None if in_shape is None else tuple(int(x) for x in in_shape)
+    if in_shape is None:
+        return None
+    shape = tuple(int(x) for x in in_shape)
+    if len(shape) != 3 or min(shape) <= 0:
+        raise SpecError(f"in_shape must be (channels, height, width), got {shape}")
+    return shape
 
 
 def describe(model_or_path, *, arch: str | ModelSpec | None = None, in_shape=None) -> Description:
@@ -54,8 +58,10 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
     values: type of the stored kept values (float32 | float16 | bfloat16); masks are entropy coded, dense
     tensors (biases, batch norm) stored as they are.
     """
-    from connpack.pack import pack as pack_description
+    from connpack.pack import VALUE_DTYPES, pack as pack_description
 
+    if values not in VALUE_DTYPES:
+        raise SpecError(f"unknown value type '{values}' (choose from {', '.join(VALUE_DTYPES)})")
     return pack_description(describe(model_or_path, arch=arch, in_shape=in_shape), out, codec=codec, values=values)
 
 
@@ -80,23 +86,34 @@ def load(path: PathLike) -> nn.Module:
     return to_module(load_description(path))
 
 
-def onnx_kinds() -> list[str]:
-    """The ONNX exporters present: connpack/exporters/onnx_<kind>.py, each with ``export(desc, path)``."""
-    from connpack import exporters
-
-    return sorted(m.name[len("onnx_"):] for m in pkgutil.iter_modules(exporters.__path__) if m.name.startswith("onnx_"))
+# kind -> (module in connpack.exporters, function of (module, Description) -> onnx.ModelProto); same kinds as
+# `connpack unpack --kind`
+ONNX_KINDS = {
+    "dense": ("onnx_dense", lambda m, desc: m.to_onnx(desc)),
+    "compact": ("compact", lambda m, desc: m.compact_onnx(desc)[0]),
+    "sparse-init": ("onnx_sparse", lambda m, desc: m.to_onnx(desc, compact=False)),
+    "sparse": ("onnx_sparse", lambda m, desc: m.to_onnx(desc, compact=True)),
+    "self-decoding": ("onnx_selfdecoding", lambda m, desc: m.to_onnx(desc)),
+}
 
 
 def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
-    """Export a .cpk / model.pt network to ONNX; returns the file size in bytes.
+    """Export a .cpk / model.pt network to ONNX (written atomically); returns the file size in bytes.
 
-    kind "dense" is the materialised network; other kinds are the exporters in connpack/exporters/onnx_<kind>.py.
+    kind: dense (the materialised network), compact (dead units removed), sparse-init (COO initialisers),
+    sparse (compact + COO), self-decoding (packed bits decoded in the graph) — see ``connpack unpack --help``.
     """
-    kinds = onnx_kinds()
-    if kind not in kinds:
-        raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(kinds)})")
-    exporter = importlib.import_module(f"connpack.exporters.onnx_{kind}")
-    return exporter.export(load_description(path), out)
+    from connpack import atomic
+
+    if kind not in ONNX_KINDS:
+        raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(ONNX_KINDS)})")
+    module_name, make = ONNX_KINDS[kind]
+    try:
+        module = importlib.import_module(f"connpack.exporters.{module_name}")
+    except ModuleNotFoundError:
+        raise SpecError(f"ONNX export kind '{kind}' is not available in this installation") from None
+    desc = load_description(path)
+    return atomic.write_bytes(out, make(module, desc).SerializeToString())
 
 
 def report(path: PathLike):

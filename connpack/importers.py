@@ -168,6 +168,7 @@ def match_architecture(sd: Mapping[str, torch.Tensor], arch: str | ModelSpec | N
         return arch
     if arch is not None:
         models.get(arch)  # unknown names fail here with the list of known ones
+        arch = arch.removeprefix("connpack:")  # the spec records the canonical name
         first_problem = None
         for spec in candidate_specs(arch, sd, in_shape):
             try:

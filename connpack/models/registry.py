@@ -32,9 +32,7 @@ def names() -> list[str]:
 
 def get(name: str) -> Builder:
     """The builder of ``name``; "connpack:<name>" is an alias of a built-in name ("connpack:conv6" = "conv6")."""
-    if name.startswith("connpack:"):
-        name = name[len("connpack:"):]
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[name.removeprefix("connpack:")]
     except KeyError:
         raise SpecError(f"unknown architecture '{name}' (choose from {', '.join(names())})") from None
