@@ -132,7 +132,8 @@ def candidate_specs(arch: str, sd: Mapping[str, torch.Tensor], in_shape: tuple |
     """ModelSpecs of ``arch`` that could fit ``sd``; num_classes comes from the final layer.
 
     torchvision: in_shape (C, 224, 224), C from the first convolution. connpack's own networks: inputs
-    (C, 28, 28) then (C, 32, 32), with and without bias, each batch-norm setting.
+    (C, 28, 28) then (C, 32, 32), with and without bias, each batch-norm setting, the width multiplier from
+    the first layer's output size.
     """
     first = _first_weight(sd)
     channels = int(first.shape[1]) if first is not None and first.dim() == 4 else None
@@ -147,11 +148,16 @@ def candidate_specs(arch: str, sd: Mapping[str, torch.Tensor], in_shape: tuple |
         for bias, bn in knobs:
             probe = ModelSpec(arch=arch, in_shape=shape, num_classes=10, bias=bias, batchnorm=bn)
             try:
-                last = f"{conn_layers(_skeleton(probe))[-1][0]}.weight"
+                layers = conn_layers(_skeleton(probe))
             except SpecError:  # the input does not fit this architecture
                 continue
+            last = f"{layers[-1][0]}.weight"
             classes = int(sd[last].shape[0]) if last in sd and sd[last].dim() >= 1 else 10
-            yield ModelSpec(arch=arch, in_shape=shape, num_classes=max(2, classes), bias=bias, batchnorm=bn)
+            width = 1.0
+            if first is not None and not arch.startswith("torchvision:"):  # connpack's width multiplier
+                width = int(first.shape[0]) / int(layers[0][1].weight.shape[0])
+            yield ModelSpec(arch=arch, in_shape=shape, num_classes=max(2, classes), width=width, bias=bias,
+                            batchnorm=bn)
 
 
 def match_architecture(sd: Mapping[str, torch.Tensor], arch: str | ModelSpec | None = None,
