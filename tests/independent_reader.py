@@ -5,6 +5,7 @@ is to show the spec is complete enough to decode the golden vectors to the same 
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import struct
@@ -46,29 +47,52 @@ def _unpack(buf, n):
     return bits[:n].astype(bool)
 
 
-def _byte_table(p16):
-    p, q = p16 / 65536.0, (65536 - p16) / 65536.0
-    t = []
-    for b in range(256):
-        x = 1.0
-        for i in range(7, -1, -1):
-            x = x * (p if (b >> i) & 1 else q)
-        t.append(x)
-    return np.array(t)
+# ---- ANS (cpk.md 4): integer frequency tables and the rANS decoder, written out (no constriction)
+TOTAL = 1 << 24
 
 
-def _cat(probs):
-    import constriction
+def _quantise(num, den):
+    w = [1 + ((TOTAL - len(num)) * x) // den for x in num]
+    top = max(range(len(w)), key=lambda i: (w[i], -i))
+    w[top] += TOTAL - sum(w)
+    return w
 
-    return constriction.stream.model.Categorical(np.asarray(probs, dtype=np.float64), perfect=False)
+
+def _byte_freqs(p16):
+    return _quantise([p16 ** bin(b).count("1") * (65536 - p16) ** (8 - bin(b).count("1")) for b in range(256)], 2**128)
 
 
-def _ans(buf):
-    import constriction
+class _Ans:
+    """rANS over u32 words, 64-bit state, 24-bit probabilities; the words are read from the end."""
 
-    if len(buf) % 4:
-        raise ValueError("ans words")
-    return constriction.stream.stack.AnsCoder(np.frombuffer(bytes(buf), dtype="<u4").astype(np.uint32))
+    def __init__(self, buf):
+        if len(buf) % 4:
+            raise ValueError("ans words")
+        self.words = list(struct.unpack(f"<{len(buf) // 4}I", bytes(buf)))
+        self.state = 0
+        if self.words:
+            self.state = self.words.pop()
+            if self.state == 0:
+                raise ValueError("ans: zero top word")
+            if self.words and self.state < 2**32:
+                self.state = (self.state << 32) | self.words.pop()
+
+    def decode(self, freqs, count):
+        cum = [0]
+        for f in freqs:
+            cum.append(cum[-1] + f)
+        out = []
+        for _ in range(count):
+            q = self.state & (TOTAL - 1)
+            s = bisect.bisect_right(cum, q) - 1
+            self.state = (self.state >> 24) * freqs[s] + q - cum[s]
+            if self.state < 2**32 and self.words:
+                self.state = (self.state << 32) | self.words.pop()
+            out.append(s)
+        return np.array(out, dtype=np.int64)
+
+    def empty(self):
+        return self.state == 0 and not self.words
 
 
 def _golomb(p, n):
@@ -93,47 +117,64 @@ def _ans_codec(p, n):
         return np.full(n, bool(p[0]))
     ones, pos = _uvarint(p, 1)
     p16 = min(65535, max(1, (ones * 131072 + n) // (2 * n)))
-    c = _ans(p[pos:])
-    out = _unpack(np.asarray(c.decode(_cat(_byte_table(p16)), (n + 7) // 8), dtype=np.uint8).tobytes(), n)
-    if not c.is_empty() or out.sum() != ones:
+    c = _Ans(p[pos:])
+    out = _unpack(c.decode(_byte_freqs(p16), (n + 7) // 8).astype(np.uint8).tobytes(), n)
+    if not c.empty() or out.sum() != ones:
         raise ValueError("ans check")
     return out
 
 
-def _context(p, shape):
-    a, orient, b, im = p[0] >> 1, p[0] & 1, p[1], p[2]
-    R, C = math.prod(shape[:a]), math.prod(shape[a:])
-    if orient:
-        R, C = C, R
+def _level(j, b):
     L = 1 << b
-    pos = 3
-    probs = np.ones(L)
-    if im == 1:
-        probs = np.zeros(L)
-        s, pos = _uvarint(p, pos)
-        for _ in range(s):
-            lv = p[pos]
-            cnt, pos = _uvarint(p, pos + 1)
-            probs[lv] = cnt / R
-    ones, pos = _uvarint(p, pos)
-    c = _ans(p[pos:])
-    levels = np.asarray(c.decode(_cat(probs), R)) if R else np.zeros(0, int)
     M = L - 2
+    if j == 0:
+        return 0
+    if j == L - 1:
+        return 65536
+    s = 2 * j - M - 1
+    e = M - abs(s)
+    v = max(1, (32768 * e * e) // (M * M))
+    return v if s < 0 else 65536 - v
+
+
+def _context(p, shape):
+    a, br, bc, b = p[0], p[1], p[2], p[3]
+    R, C = math.prod(shape[:a]), math.prod(shape[a:])
+    kr, kc, L = 1 << br, 1 << bc, 1 << b
+    pos = 4
+    counts = []
+    for k in (kr, kc):
+        cnt = []
+        for _ in range(k if k > 1 else 0):
+            x, pos = _uvarint(p, pos)
+            cnt.append(x)
+        counts.append(cnt)
+    ones, pos = _uvarint(p, pos)
+    c = _Ans(p[pos:])
+    rc = c.decode(_quantise(counts[0], R), R) if kr > 1 else np.zeros(R, np.int64)
+    cc = c.decode(_quantise(counts[1], C), C) if kc > 1 else np.zeros(C, np.int64)
+    if kr > 1 and list(np.bincount(rc, minlength=kr)) != counts[0]:
+        raise ValueError("row classes")
+    if kc > 1 and list(np.bincount(cc, minlength=kc)) != counts[1]:
+        raise ValueError("column classes")
+    lev = c.decode([TOTAL // L] * L, kr * kc).reshape(kr, kc)
     mat = np.zeros((R, C), dtype=bool)
-    mat[levels == L - 1] = True
-    for j in range(1, L - 1):
-        rows = np.flatnonzero(levels == j)
-        if rows.size:
-            s = 2 * j - M - 1
-            e = M - abs(s)
-            v = max(1, (32768 * e * e) // (M * M))
-            mj = v if s < 0 else 65536 - v
-            nb = rows.size * C
-            syms = np.asarray(c.decode(_cat(_byte_table(mj)), (nb + 7) // 8), dtype=np.uint8)
-            mat[rows] = _unpack(syms.tobytes(), nb).reshape(rows.size, C)
-    if not c.is_empty() or mat.sum() != ones:
+    for r in range(kr):
+        rows = np.flatnonzero(rc == r)
+        for k in range(kc):
+            cols = np.flatnonzero(cc == k)
+            j = int(lev[r, k])
+            if j == 0 or not rows.size or not cols.size:
+                continue
+            if j == L - 1:
+                mat[np.ix_(rows, cols)] = True
+                continue
+            nb = rows.size * cols.size
+            syms = c.decode(_byte_freqs(_level(j, b)), (nb + 7) // 8).astype(np.uint8)
+            mat[np.ix_(rows, cols)] = _unpack(syms.tobytes(), nb).reshape(rows.size, cols.size)
+    if not c.empty() or mat.sum() != ones:
         raise ValueError("context check")
-    return mat.T if orient else mat
+    return mat
 
 
 def _bits(codec, p, shape):
@@ -149,7 +190,7 @@ def _bits(codec, p, shape):
     elif codec == "ans":
         flat = _ans_codec(p, n)
     elif codec == "context":
-        return np.ascontiguousarray(_context(p, shape)).reshape(shape)
+        return _context(p, shape).reshape(shape)
     else:
         raise ValueError(f"codec {codec}")
     return flat.reshape(shape)

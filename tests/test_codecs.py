@@ -45,12 +45,13 @@ def test_round_trip(name, bits):
     assert CODECS[name].encode(bits, bits.shape) == payload  # deterministic
 
 
-def test_context_variants_round_trip():
+def test_context_models_round_trip():
     rng = np.random.default_rng(3)
     bits = rng.random((6, 5, 3, 3)) < rng.random((6, 5, 1, 1))
     for a in (1, 2, 3):
-        for o in (0, 1):
-            p = context.encode(bits, bits.shape, (a, o))
+        for br, bc in ((0, 0), (2, 0), (0, 2), (2, 2), (6, 6)):
+            p = context.encode(bits, bits.shape, (a, br, bc))
+            assert p[:3] == bytes([a, min(br, 6), bc]) or (1 << br) > bits.shape[0]
             assert np.array_equal(context.decode(p, bits.shape), bits)
 
 

@@ -63,16 +63,63 @@ def array_sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+def libzstd_version() -> str:
+    import zstandard
+
+    return ".".join(map(str, zstandard.ZSTD_VERSION))
+
+
+def pieces(data: bytes) -> tuple[bytes, list[tuple[str, str, bytes]]]:
+    """(the header JSON text, decompressed; [(section name, codec, payload bytes)])."""
+    meta, table, start = C._parse_header(data)
+    sections, off = [], start
+    for e in table:
+        sections.append((e[0], e[3], data[off:off + e[4]]))
+        off += e[4]
+    return C._canonical({"m": meta, "s": table}), sections
+
+
+def zstd_dependent(data: bytes) -> bool:
+    """True when the file's exact bytes depend on the libzstd version (zstd header or a zstd section)."""
+    return data[C.PREFIX_SIZE:C.PREFIX_SIZE + 4] == C.ZSTD_MAGIC or any(c == "zstd" for _, c, _ in pieces(data)[1])
+
+
+def check_pinned(fname: str, info: dict, data: bytes, fresh: bytes, zstd_version: str) -> None:
+    """The golden-vector policy (cpk.md 8). Always pinned: the file's sha256 on disk, the header JSON text and
+    every section payload of a codec connpack defines bit for bit (all but zstd). The bytes that libzstd
+    produces (a compressed header, zstd sections) are pinned when this libzstd is the one that wrote them;
+    with another, their decoded content must still be equal."""
+    assert hashlib.sha256(data).hexdigest() == info["sha256"], f"{fname} changed on disk"
+    assert data[4:6] == struct.pack("<H", C.VERSION)
+    assert zstd_dependent(data) == info["zstd"], fname
+    msg = f"the writer's bytes for {fname} changed: bump the container version (or the vector on purpose)"
+    (h_old, s_old), (h_new, s_new) = pieces(data), pieces(fresh)
+    assert [(n, c) for n, c, _ in s_new] == [(n, c) for n, c, _ in s_old], msg
+    for (name, codec, old), (_, _, new) in zip(s_old, s_new):
+        if codec != "zstd":
+            assert new == old, f"{msg} (section {name!r})"
+    if all(codec != "zstd" for _, codec, _ in s_old):
+        assert h_new == h_old, f"{msg} (header)"
+    if zstd_version == libzstd_version():
+        assert fresh == data, msg
+    else:
+        assert decode(fresh) == decode(data), fname
+        # a zstd payload's length (in the header) may change with libzstd; everything else in it may not
+        strip = lambda h: json.loads(h)["m"]  # noqa: E731
+        assert strip(h_new) == strip(h_old), msg
+
+
 def regenerate_vectors():  # run by hand: CPK_REGEN=1 pytest tests/test_formats.py -k golden
     VECTORS.mkdir(parents=True, exist_ok=True)
     c = golden_container()
     manifest = {"arrays": {n: {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": array_sha(a)}
                            for n, a in sorted(c.arrays.items())},
-                "meta": c.meta, "files": {}}
+                "meta": c.meta, "files": {}, "zstd": libzstd_version()}
     for codec in GOLDEN_CODECS:
         data = encode(c, codec=codec)
         (VECTORS / f"golden_{codec}.cpk").write_bytes(data)
-        manifest["files"][f"golden_{codec}.cpk"] = hashlib.sha256(data).hexdigest()
+        manifest["files"][f"golden_{codec}.cpk"] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                                   "zstd": zstd_dependent(data)}
     (VECTORS / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -116,13 +163,11 @@ def test_golden_vectors_pinned():
         regenerate_vectors()
     manifest = json.loads((VECTORS / "manifest.json").read_text())
     c = golden_container()
-    for fname, sha in manifest["files"].items():
+    assert set(manifest["files"]) == {f"golden_{k}.cpk" for k in GOLDEN_CODECS}
+    for fname, info in manifest["files"].items():
         data = (VECTORS / fname).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == sha, f"{fname} changed on disk"
         codec = fname[len("golden_"):-len(".cpk")]
-        assert encode(c, codec=codec) == data, (
-            f"the writer's bytes for {fname} changed: bump the container version (or the vector on purpose)")
-        assert data[4:6] == struct.pack("<H", C.VERSION)
+        check_pinned(fname, info, data, encode(c, codec=codec), manifest["zstd"])
         got = decode(data)
         assert got.meta == manifest["meta"]
         for n, info in manifest["arrays"].items():
@@ -303,7 +348,7 @@ def test_decoded_length():
 def test_shape_mismatch():
     from connpack.formats.codecs import context
     bits = np.arange(12).reshape(3, 4) % 2 == 0
-    p = context.encode(bits, bits.shape, (1, 0))
+    p = context.encode(bits, bits.shape, (1, 0, 0))
     with pytest.raises(E.ShapeMismatchError):  # a context payload needs >= 2 dimensions
         decode(craft({"m": {}, "s": [entry("a", p, (12,), "context")]}, p))
 

@@ -81,22 +81,85 @@ def get_uvarint(buf: bytes, pos: int, limit: int = 2**63) -> tuple[int, int]:
     raise CorruptPayloadError("varint longer than 9 bytes in section payload")
 
 
-# --------------------------------------------------------------------------- byte tables for ANS
-_POPS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)  # (256, 8), MSB first
+# --------------------------------------------------------------------------- integer models for ANS
+PRECISION = 24  # probabilities are integers out of 2**24 (cpk.md 4, "ANS streams")
+TOTAL = 1 << PRECISION
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1)
 
 
-def byte_table(p16: int) -> np.ndarray:
-    """Probability of each byte value when its 8 bits are i.i.d. with P(1) = p16/65536.
+def quantise(num: list[int], den: int) -> np.ndarray:
+    """Integer frequencies of the exact probabilities num[i]/den: each >= 1, summing to 2**24.
 
-    Computed by multiplying, MSB first, 8 float64 factors (p or 1-p), each an exact dyadic number;
-    every product is IEEE-754 correctly rounded, so the table is bit-identical on every platform.
+    w_i = 1 + floor((2**24 - n) * num_i / den) in exact integer arithmetic; the remainder
+    2**24 - sum(w) (< n) goes to the first symbol with the largest w_i.
     """
-    p = p16 / 65536.0
-    q = (65536 - p16) / 65536.0
-    t = np.ones(256, dtype=np.float64)
-    for i in range(8):
-        t = t * np.where(_POPS[:, i] == 1, p, q)
-    return t
+    free = TOTAL - len(num)
+    w = [1 + (free * int(x)) // den for x in num]
+    top = max(range(len(w)), key=lambda i: (w[i], -i))
+    w[top] += TOTAL - sum(w)
+    return np.array(w, dtype=np.int64)
+
+
+def byte_freqs(p16: int) -> np.ndarray:
+    """Frequencies of the 256 byte values when their 8 bits are i.i.d. with P(1) = p16/65536.
+
+    P(byte b) = p16**k * (65536 - p16)**(8 - k) / 2**128 with k = popcount(b), exactly, then ``quantise``.
+    """
+    num = [p16 ** int(k) * (65536 - p16) ** (8 - int(k)) for k in _POPCOUNT]
+    return quantise(num, 1 << 128)
+
+
+def entropy_model(freqs: np.ndarray):
+    """constriction's Categorical whose fixed-point probabilities are exactly ``freqs`` (sum 2**24).
+
+    constriction's fast quantiser (Categorical(perfect=False)) gives symbol i the left cumulative
+    floor(c_i * (2**24 - n) / s) + i, where c_i is the sum of the given floats before i and s their total.
+    Given f_i - 1 (integers, so s = 2**24 - n and every step is exact in float64) it yields exactly f_i.
+    ``_check_engine`` verifies that on first use, so a constriction that quantises otherwise is refused
+    instead of writing or reading other bits.
+    """
+    import constriction
+
+    _check_engine()
+    return constriction.stream.model.Categorical(np.asarray(freqs, dtype=np.float64) - 1.0, perfect=False)
+
+
+_ENGINE_OK = False
+# words of the ANS stream holding bytes 0, 1, 255, 7, 128, 0 with byte_freqs(9000), as cpk.md 4 specifies them
+_ENGINE_VECTOR = (9000, (0, 1, 255, 7, 128, 0), (0xDF0C1494, 0x3CA2BC82))
+
+
+def _check_engine() -> None:
+    global _ENGINE_OK
+    if _ENGINE_OK:
+        return
+    import constriction
+
+    p16, syms, words = _ENGINE_VECTOR
+    f = byte_freqs(p16)
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(np.array(syms, dtype=np.int32),
+                         constriction.stream.model.Categorical(f.astype(np.float64) - 1.0, perfect=False))
+    got = tuple(int(w) for w in coder.get_compressed())
+    if got != words:
+        from connpack.errors import FormatError
+
+        raise FormatError("the installed constriction codes ANS streams differently from the .cpk spec "
+                          "(connpack needs constriction 0.4/0.5 semantics); refusing to read or write ans/context")
+    _ENGINE_OK = True
+
+
+_MODELS: dict = {}
+
+
+def byte_model(p16: int):
+    """The ANS model of one byte of 8 i.i.d. bits with P(1) = p16/65536 (cached)."""
+    m = _MODELS.get(p16)
+    if m is None:
+        m = entropy_model(byte_freqs(p16))
+        if len(_MODELS) < 4096:
+            _MODELS[p16] = m
+    return m
 
 
 def entropy_bits(n: int, ones: int) -> float:
@@ -130,22 +193,18 @@ def zstd_decompress_exact(payload: bytes, expected: int) -> bytes:
     max_window = 1 << max(10, (max(expected, 1) - 1).bit_length())
     if params.window_size > max_window:
         raise CorruptPayloadError(f"zstd window {params.window_size} larger than the section needs")
-    dctx = zstandard.ZstdDecompressor(max_window_size=max_window)
-    chunks = []
-    got = 0
-    try:
-        with dctx.stream_reader(payload, read_across_frames=False) as r:
-            while got <= expected:
-                b = r.read(expected + 1 - got)
-                if not b:
-                    break
-                chunks.append(b)
-                got += len(b)
+    dobj = zstandard.ZstdDecompressor(max_window_size=max_window).decompressobj()
+    try:  # libzstd refuses a frame that decodes past its declared content size, so this stays bounded
+        out = dobj.decompress(payload)
     except zstandard.ZstdError as e:
         raise CorruptPayloadError(f"corrupt zstd frame: {e}") from None
-    if got != expected:
-        raise DecodedLengthError(f"zstd frame decoded to {got} bytes, section needs {expected}")
-    return b"".join(chunks)
+    if not dobj.eof:
+        raise CorruptPayloadError("truncated zstd frame")
+    if dobj.unused_data:
+        raise CorruptPayloadError(f"{len(dobj.unused_data)} bytes after the zstd frame")
+    if len(out) != expected:
+        raise DecodedLengthError(f"zstd frame decoded to {len(out)} bytes, section needs {expected}")
+    return out
 
 
 # --------------------------------------------------------------------------- ANS helpers (constriction)
@@ -178,22 +237,6 @@ def ans_finish(coder) -> None:
         raise CorruptPayloadError("ANS stream has data left after the declared elements")
 
 
-def categorical(probs: np.ndarray):
-    import constriction
-
-    return constriction.stream.model.Categorical(np.asarray(probs, dtype=np.float64), perfect=False)
-
-
-_TABLES: dict[int, object] = {}
-
-
-def byte_model(p16: int):
-    m = _TABLES.get(p16)
-    if m is None:
-        m = categorical(byte_table(p16))
-        if len(_TABLES) < 4096:
-            _TABLES[p16] = m
-    return m
 
 
 def unpack_checked(packed: np.ndarray, n: int) -> np.ndarray:

@@ -1,24 +1,33 @@
-"""context: a two-level model: one quantised probability per row (or per column) of a 2-D view of the array.
+"""context: a block model of a 2-D view of the bits. Every row gets a class, every column gets a class, and
+every (row class, column class) block gets one probability (a stochastic block model, fitted by co-clustering).
 
-The array of shape (d0, ..., d_{r-1}), r >= 2, is viewed in C order as a matrix of R = d0*...*d_{a-1} rows and
-C = d_a*...*d_{r-1} columns (split axis a, 1 <= a <= r-1). In "row" orientation each row gets a level; in
-"col" orientation the matrix is transposed first (each column of the view gets a level and its bits are read
-top to bottom). For a 4-D conv mask (out, in, kh, kw), a = 2 / row is one probability per kernel, a = 1 / row
-one per output unit, a = 1 / col one per (in, kh, kw) input position; for a 2-D (out, in) mask, row is per
-output unit and col per input unit.
+View. Shape (d0, ..., d_{r-1}), r >= 2, split axis a (1 <= a <= r-1): a matrix of R = d0*...*d_{a-1} rows and
+C = d_a*...*d_{r-1} columns (C order). A 2-D (out, in) mask has one row per output unit and one column per
+input unit; a 4-D conv mask (out, in, kh, kw) has, with a = 1, output channels x (input channel, kernel
+position), with a = 2 kernels x kernel positions, with a = 3 (out, in, kh) x kw.
 
-Levels: L = 2^b levels (2 <= b <= 8). Level 0 means p = 0 (the row is all zeros, costs nothing), level L-1
-means p = 1 (all ones). Interior levels j = 1..L-2 have P(1) = m_j / 65536 with integer m_j given by
-``level_table(b)`` (symmetric, denser near 0 and 1).
+Why. Magnitude pruning of a trained network removes whole groups: inputs that carry no signal (MNIST's border
+pixels), units that learned little (Paganini & Forde, "On iterative neural network pruning, reinitialization,
+and the similarity of masks", sec. 4: IMP masks concentrate on a few input rows/units). The density of a weight
+then depends on its output unit and on its input unit. One probability per row (Kc = 1) or per column
+(Kr = 1) captures one of the two; the block model captures both, and costs its own description (classes,
+levels) in the payload, so it is chosen only when it pays.
 
-Payload: u8 variant = (a << 1) | orient (orient 0 = row, 1 = col); u8 b; u8 index model (0: uniform over the
-L levels; 1: a static histogram follows); if 1: uvarint s (distinct levels, 1..L), then s pairs (u8 level,
-strictly increasing; uvarint count >= 1), counts summing to the number of rows; then uvarint ones (the total
-number of 1 bits, checked after decoding); then one ANS stream (u32 LE
-words) that decodes, in order: the level of every row (first row first, with the categorical model over the
-L levels: uniform or the histogram counts as float64 count/total), then for each interior level j = 1..L-2
-in increasing order, the bytes of the group of rows at level j (their bits concatenated in row order, packed
-MSB first, zero padded to whole bytes) with ``byte_table(m_j)``. Rows at levels 0 and L-1 are not coded.
+Model. P(bit_ij = 1) = m_j / 65536 with j = level[r_i, c_j], row class r_i < Kr = 2^br, column class
+c_j < Kc = 2^bc, and m from ``level_table(b)``: level 0 means all zeros, level L-1 = 2^b - 1 all ones
+(both cost no bits), interior levels are probabilities denser near 0 and 1.
+
+Payload: u8 a, u8 br (0..6), u8 bc (0..6), u8 b (3..8); if br > 0: Kr uvarints, the number of rows of each
+class (summing to R); if bc > 0: Kc uvarints, the columns of each class (summing to C); uvarint ones (the
+number of 1 bits, checked after decoding); then one ANS stream (cpk.md 4) that decodes, in this order:
+  1. if br > 0, the R row classes, first row first, with frequencies quantise(row counts, R);
+  2. if bc > 0, the C column classes with quantise(column counts, C);
+  3. the Kr*Kc block levels, row-major, with quantise([1]*L, L) (uniform over L = 2^b);
+  4. for each block (r, c) in row-major order whose level j is interior: its bits (the rows of class r in
+     increasing order; in each, the columns of class c in increasing order), packed MSB first and zero
+     padded, as ceil(n_rc/8) bytes with byte_freqs(m_j).
+The decoded classes MUST have the declared counts. Encode and decode are numpy vector operations plus one
+loop over the Kr*Kc <= 4096 blocks.
 """
 from __future__ import annotations
 
@@ -29,10 +38,14 @@ import numpy as np
 from connpack.errors import DecodedLengthError, ShapeMismatchError
 
 from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, ans_words_to_bytes, byte_model,
-                     categorical, check_bits, check_shape, get_uvarint, numel, put_uvarint, unpack_checked)
+                     check_bits, check_shape, entropy_model, get_uvarint, numel, put_uvarint, quantise,
+                     unpack_checked)
 
 NAME = "context"
 B_CHOICES = (3, 4, 5, 6, 7, 8)
+MAX_CLASS_BITS = 6
+CLASS_GRID = (0, 2, 4, 6)  # log2 of the classes per side the encoder tries
+ITERATIONS = 6  # co-clustering rounds
 
 
 def level_table(b: int) -> np.ndarray:
@@ -53,167 +66,272 @@ def level_table(b: int) -> np.ndarray:
     return m
 
 
-def _view(shp, a: int, orient: int) -> tuple[int, int]:
-    R, C = math.prod(shp[:a]), math.prod(shp[a:])
-    return (C, R) if orient else (R, C)
+def _view(flat: np.ndarray, shp: tuple, a: int) -> np.ndarray:
+    return flat.reshape(math.prod(shp[:a]), math.prod(shp[a:]))
 
 
-def _row_levels(k: np.ndarray, C: int, b: int) -> tuple[np.ndarray, float]:
-    """Best level per row given the row counts k (ones out of C); returns (levels, bits for the rows)."""
-    m = level_table(b)
-    p = m[1:-1] / 65536.0
-    lp, lq = np.log2(p), np.log2(1.0 - p)
-    kf = k.astype(np.float64)[:, None]
-    cost = -(kf * lp + (C - kf) * lq)  # (R, M)
-    # coding whole bytes per group costs <= 1 byte per level; ignore here
-    lev = np.argmin(cost, axis=1) + 1
-    best = cost[np.arange(k.size), lev - 1]
-    zero = k == 0
-    full = k == C
-    lev = np.where(zero, 0, np.where(full, (1 << b) - 1, lev))
-    best = np.where(zero | full, 0.0, best)
-    return lev.astype(np.int64), float(best.sum())
-
-
-def _index_cost(lev: np.ndarray, b: int) -> tuple[int, float, bytes]:
-    """Cheaper of the two index models: (model id, bits, histogram bytes)."""
-    R = lev.size
-    uniform = R * b
-    vals, counts = np.unique(lev, return_counts=True)
-    hist = put_uvarint(vals.size) + b"".join(bytes([int(v)]) + put_uvarint(int(c)) for v, c in zip(vals, counts))
-    h = -(counts * np.log2(counts / R)).sum() + 8 * len(hist)
-    return (1, float(h), hist) if h < uniform else (0, float(uniform), b"")
-
-
-def _plan(flat2: np.ndarray):
-    R, C = flat2.shape
-    k = np.count_nonzero(flat2, axis=1)
-    best = None
-    for b in B_CHOICES:
-        lev, bits = _row_levels(k, C, b)
-        im, ibits, hist = _index_cost(lev, b)
-        tot = bits + ibits + 8 * len(np.unique(lev))  # rough group padding
-        if best is None or tot < best[0]:
-            best = (tot, b, lev, im, hist)
-    return best
-
-
-def estimate(bits: np.ndarray, shape) -> list[tuple[float, int, int]]:
-    """Estimated payload bits per variant (a, orient), cheapest first."""
-    flat, shp = check_bits(bits, shape)
-    out = []
-    for a in range(1, len(shp)):
-        for orient in (0, 1):
-            R, C = _view(shp, a, orient)
-            if R * C == 0:
-                continue
-            v = flat.reshape(math.prod(shp[:a]), math.prod(shp[a:]))
-            if orient:
-                v = v.T
-            out.append((_plan(v)[0], a, orient))
-    out.sort()
+# --------------------------------------------------------------------------- fitting (encoder only)
+def _group_sum(x: np.ndarray, labels: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Sums of the 2-D integer array ``x`` over the indices of each label along ``axis``."""
+    counts = np.bincount(labels, minlength=k)
+    shape = list(x.shape)
+    shape[axis] = k
+    out = np.zeros(shape, dtype=np.int64)
+    nz = np.flatnonzero(counts)
+    if nz.size and x.size:
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[nz]
+        xs = np.take(x, np.argsort(labels, kind="stable"), axis=axis)
+        red = np.add.reduceat(xs, starts, axis=axis, dtype=np.int64)
+        if axis == 0:
+            out[nz] = red
+        else:
+            out[:, nz] = red
     return out
 
 
-def encode(bits: np.ndarray, shape, variant: tuple[int, int] | None = None) -> bytes:
-    """Encode with the given (split axis, orientation), or try every variant and keep the smallest payload."""
+def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for the small class matrices, without BLAS (whose threads spin on a busy machine)."""
+    return np.einsum("ij,jk->ik", a, b, optimize=False)
+
+
+def _quantile_classes(density: np.ndarray, k: int) -> np.ndarray:
+    order = np.argsort(density, kind="stable")
+    cls = np.empty(density.size, dtype=np.int64)
+    cls[order] = (np.arange(density.size) * k) // max(density.size, 1)
+    return cls
+
+
+def _log_probs(ones: np.ndarray, n: np.ndarray):
+    p = np.clip((ones + 0.5) / (n + 1.0), 2.0**-16, 1 - 2.0**-16)
+    return np.log2(p), np.log2(1 - p)
+
+
+def _block_levels(ones: np.ndarray, n: np.ndarray, b: int) -> tuple[np.ndarray, float]:
+    """Cheapest level per block and the bits of all blocks' data (with byte padding)."""
+    m = level_table(b)
+    p = m[1:-1] / 65536.0
+    lp, lq = np.log2(p), np.log2(1.0 - p)
+    k, t = ones.reshape(-1, 1).astype(np.float64), n.reshape(-1, 1).astype(np.float64)
+    cost = -(k * lp + (t - k) * lq)
+    lev = np.argmin(cost, axis=1) + 1
+    bits = cost[np.arange(lev.size), lev - 1] + 7.0  # ~half a padding byte on average, rounded up
+    zero, full = ones.ravel() == 0, ones.ravel() == n.ravel()
+    lev = np.where(zero, 0, np.where(full, (1 << b) - 1, lev))
+    bits = np.where(zero | full, 0.0, bits)
+    return lev.reshape(ones.shape), float(bits.sum())
+
+
+def _labels_bits(counts: np.ndarray) -> float:
+    """Order-0 cost of the class labels plus their count table (uvarints, ~2 bytes each)."""
+    total = counts.sum()
+    c = counts[counts > 0].astype(np.float64)
+    return float(-(c * np.log2(c / total)).sum()) + 16.0 * counts.size
+
+
+def _fit(m8: np.ndarray, br: int, bc: int):
+    """Co-cluster rows and columns (alternating cheapest-class assignments); returns (rc, cc, est. bits, b, lev)."""
+    R, C = m8.shape
+    kr, kc = 1 << br, 1 << bc
+    rc = _quantile_classes(m8.sum(axis=1), kr) if kr > 1 else np.zeros(R, dtype=np.int64)
+    cc = _quantile_classes(m8.sum(axis=0), kc) if kc > 1 else np.zeros(C, dtype=np.int64)
+    for _ in range(ITERATIONS if kr * kc > 1 else 0):
+        changed = False
+        if kr > 1:
+            g = _group_sum(m8, cc, kc, axis=1)  # (R, Kc) ones of each row in each column class
+            ncol = np.bincount(cc, minlength=kc)
+            gf = g.astype(np.float64)
+            lp, lq = _log_probs(_group_sum(g, rc, kr, axis=0), np.outer(np.bincount(rc, minlength=kr), ncol))
+            new = np.argmin(-(_mul(gf, (lp - lq).T) + ncol @ lq.T), axis=1)
+            changed |= not np.array_equal(new, rc)
+            rc = new
+        if kc > 1:
+            h = _group_sum(m8, rc, kr, axis=0)  # (Kr, C) ones of each column in each row class
+            nrow = np.bincount(rc, minlength=kr)
+            hf = h.T.astype(np.float64)
+            lp, lq = _log_probs(_group_sum(h, cc, kc, axis=1), np.outer(nrow, np.bincount(cc, minlength=kc)))
+            new = np.argmin(-(_mul(hf, lp - lq) + nrow @ lq), axis=1)
+            changed |= not np.array_equal(new, cc)
+            cc = new
+        if not changed:
+            break
+    ones = _group_sum(_group_sum(m8, cc, kc, axis=1), rc, kr, axis=0)
+    n = np.outer(np.bincount(rc, minlength=kr), np.bincount(cc, minlength=kc))
+    side = (_labels_bits(np.bincount(rc, minlength=kr)) if kr > 1 else 0.0) + \
+           (_labels_bits(np.bincount(cc, minlength=kc)) if kc > 1 else 0.0) + 64.0
+    best = None
+    for b in B_CHOICES:
+        lev, data = _block_levels(ones, n, b)
+        total = data + side + kr * kc * b
+        if best is None or total < best[2]:
+            best = (rc, cc, total, b, lev)
+    return best
+
+
+def _marginal_gain(m8: np.ndarray) -> float:
+    """Best of the ideal per-row and per-column costs over the order-0 cost (1.0: no structure)."""
+    R, C = m8.shape
+
+    def h(k, t):
+        p = np.clip(k / max(t, 1), 1e-12, 1 - 1e-12)
+        return float((t * -(p * np.log2(p) + (1 - p) * np.log2(1 - p)) * ((k > 0) & (k < t))).sum())
+
+    total = h(np.array([m8.sum()], dtype=np.float64), R * C)
+    if total == 0:
+        return 1.0
+    rows, cols = h(m8.sum(axis=1).astype(np.float64), C), h(m8.sum(axis=0).astype(np.float64), R)
+    return min(rows + 8.0 * R, cols + 8.0 * C) / total
+
+
+def _candidates(flat: np.ndarray, shp: tuple):
+    """(estimated bits, a, br, bc, b, rc, cc, lev) for the promising split axes and class counts."""
+    out = []
+    for a in range(1, len(shp)):
+        v = _view(flat, shp, a)
+        R, C = v.shape
+        if R * C == 0:
+            continue
+        m8 = v.view(np.uint8)
+        if v.size > 1 << 16 and _marginal_gain(m8) > 0.99:
+            continue  # neither rows nor columns differ in density: the order-0 coders are as good
+        fits = {}
+
+        def fit(br, bc):
+            if (br, bc) not in fits and (1 << br) <= R and (1 << bc) <= C:
+                fits[br, bc] = _fit(m8, br, bc)
+            return fits.get((br, bc))
+
+        # one side at a time, then both sides around the best one-sided class counts
+        for bits in CLASS_GRID:
+            fit(bits, 0)
+            fit(0, bits)
+        br = min((f[2], k[0]) for k, f in fits.items() if k[1] == 0)[1]
+        bc = min((f[2], k[1]) for k, f in fits.items() if k[0] == 0)[1]
+        if br and bc:
+            for dr, dc in ((0, 0), (-2, 0), (0, -2)):
+                fit(max(br + dr, 2), max(bc + dc, 2))
+        out += [(f[2], a, k[0], k[1], f[3], f[0], f[1], f[4]) for k, f in fits.items()]
+    out.sort(key=lambda t: t[:4])
+    return out
+
+
+def estimate_bytes(bits: np.ndarray, shape) -> float:
+    """Estimated payload bytes of the best block model (inf when no row or column structure is seen)."""
+    flat, shp = check_bits(bits, shape)
+    cands = _candidates(flat, shp)
+    return cands[0][0] / 8 if cands else math.inf
+
+
+# --------------------------------------------------------------------------- coding
+def _members(labels: np.ndarray, k: int) -> list[np.ndarray]:
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(k + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+
+
+def _encode_with(flat, shp, a, br, bc, b, rc, cc, lev) -> bytes:
     import constriction
 
+    v = _view(flat, shp, a)
+    R, C = v.shape
+    kr, kc, L = 1 << br, 1 << bc, 1 << b
+    m = level_table(b)
+    rcount, ccount = np.bincount(rc, minlength=kr), np.bincount(cc, minlength=kc)
+    rows, cols = _members(rc, kr), _members(cc, kc)
+    coder = constriction.stream.stack.AnsCoder()
+    for r in range(kr - 1, -1, -1):  # the stack decodes in reverse push order
+        for c in range(kc - 1, -1, -1):
+            j = int(lev[r, c])
+            if 0 < j < L - 1 and rows[r].size and cols[c].size:
+                coder.encode_reverse(np.packbits(v[np.ix_(rows[r], cols[c])]).astype(np.int32), byte_model(int(m[j])))
+    coder.encode_reverse(lev.ravel().astype(np.int32), entropy_model(quantise([1] * L, L)))
+    if kc > 1:
+        coder.encode_reverse(cc.astype(np.int32), entropy_model(quantise(list(ccount), C)))
+    if kr > 1:
+        coder.encode_reverse(rc.astype(np.int32), entropy_model(quantise(list(rcount), R)))
+    head = bytes([a, br, bc, b])
+    head += b"".join(put_uvarint(int(x)) for x in rcount) if kr > 1 else b""
+    head += b"".join(put_uvarint(int(x)) for x in ccount) if kc > 1 else b""
+    return head + put_uvarint(int(np.count_nonzero(flat))) + ans_words_to_bytes(coder.get_compressed())
+
+
+def encode(bits: np.ndarray, shape, model: tuple[int, int, int] | None = None) -> bytes:
+    """Encode with ``model`` = (split axis a, br, bc), or search and keep the smallest of the best two fits."""
     flat, shp = check_bits(bits, shape)
     if len(shp) < 2:
         raise ShapeMismatchError("the context codec needs an array of 2 or more dimensions")
-    if variant is None:
-        cands = estimate(bits, shp)
-        if not cands:
-            variant = (1, 0)
-        else:
-            outs = [encode(bits, shp, (a, o)) for _, a, o in cands[:2]]
-            return min(outs, key=lambda x: (len(x), x))
-    a, orient = variant
-    if not 1 <= a < len(shp) or orient not in (0, 1):
-        raise ShapeMismatchError(f"context variant {variant} invalid for shape {shp}")
-    v = flat.reshape(math.prod(shp[:a]), math.prod(shp[a:]))
-    if orient:
-        v = v.T
-    R, C = v.shape
-    if R * C == 0:
-        b, lev, im, hist = 3, np.zeros(R, dtype=np.int64), 0, b""
-    else:
-        _, b, lev, im, hist = _plan(v)
-    L = 1 << b
-    m = level_table(b)
-    coder = constriction.stream.stack.AnsCoder()
-    order = np.argsort(lev, kind="stable")
-    sl = lev[order]
-    for j in range(L - 2, 0, -1):
-        lo, hi = np.searchsorted(sl, j), np.searchsorted(sl, j, side="right")
-        if hi > lo:
-            grp = v[order[lo:hi]].ravel()
-            coder.encode_reverse(np.packbits(grp).astype(np.int32), byte_model(int(m[j])))
-    if R:
-        coder.encode_reverse(lev.astype(np.int32), _index_model(im, hist, L, R)[0])
-    ones = int(np.count_nonzero(v))
-    return bytes([(a << 1) | orient, b, im]) + hist + put_uvarint(ones) + ans_words_to_bytes(coder.get_compressed())
+    if model is not None:
+        a, br, bc = model
+        if not 1 <= a < len(shp) or not (0 <= br <= MAX_CLASS_BITS and 0 <= bc <= MAX_CLASS_BITS):
+            raise ShapeMismatchError(f"context model {model} invalid for shape {shp}")
+        v = _view(flat, shp, a)
+        if v.size == 0:
+            br = bc = 0
+        rc, cc, _, b, lev = _fit(v.view(np.uint8), br, bc)
+        return _encode_with(flat, shp, a, br, bc, b, rc, cc, lev)
+    cands = _candidates(flat, shp)
+    if not cands:  # no structure (or an empty view): the one-block model, i.e. order 0 on the first view
+        return encode(bits, shp, (1, 0, 0))
+    outs = [_encode_with(flat, shp, *c[1:]) for c in cands[:2]]
+    return min(outs, key=lambda x: (len(x), x))
 
 
-def _index_model(im: int, hist: bytes, L: int, R: int, pos: int = 0):
-    if im == 0:
-        return categorical(np.ones(L)), pos
-    s, pos = get_uvarint(hist, pos, limit=L)
-    if s < 1:
-        raise CorruptPayloadError("context histogram is empty")
-    counts = np.zeros(L, dtype=np.float64)
-    prev = -1
-    total = 0
-    for _ in range(s):
-        if pos >= len(hist):
-            raise CorruptPayloadError("context histogram truncated")
-        lv = hist[pos]
-        pos += 1
-        c, pos = get_uvarint(hist, pos, limit=R)
-        if lv <= prev or lv >= L or c < 1:
-            raise CorruptPayloadError("context histogram entries invalid")
-        prev = lv
-        counts[lv] = c
-        total += c
-    if total != R:
-        raise CorruptPayloadError(f"context histogram counts {total} rows, the view has {R}")
-    return categorical(counts / R), pos
+def _read_counts(payload: bytes, pos: int, k: int, total: int) -> tuple[list[int], int]:
+    counts = []
+    for _ in range(k):
+        c, pos = get_uvarint(payload, pos, limit=total)
+        counts.append(c)
+    if sum(counts) != total:
+        raise CorruptPayloadError(f"context class counts sum to {sum(counts)}, the view has {total}")
+    return counts, pos
+
+
+def _decode_classes(coder, counts: list[int], n: int) -> np.ndarray:
+    k = len(counts)
+    if k == 1:
+        return np.zeros(n, dtype=np.int64)
+    got = ans_decode(coder, entropy_model(quantise(counts, n)), n).astype(np.int64) if n else np.zeros(0, np.int64)
+    if not np.array_equal(np.bincount(got, minlength=k)[:k], counts) or (got.size and got.max() >= k):
+        raise CorruptPayloadError("context classes do not match their declared counts")
+    return got
 
 
 def decode(payload: bytes, shape) -> np.ndarray:
     shp = check_shape(shape)
     n = numel(shp)
-    if len(payload) < 3:
+    if len(payload) < 4:
         raise CorruptPayloadError("context payload shorter than its parameters")
-    var, b, im = payload[0], payload[1], payload[2]
-    a, orient = var >> 1, var & 1
+    a, br, bc, b = payload[0], payload[1], payload[2], payload[3]
     if len(shp) < 2 or not 1 <= a < len(shp):
         raise ShapeMismatchError(f"context split axis {a} invalid for shape {shp}")
-    if b not in B_CHOICES or im > 1:
-        raise CorruptPayloadError(f"context parameters b={b} model={im} invalid")
-    L = 1 << b
-    R, C = _view(shp, a, orient)
-    model, pos = _index_model(im, payload, L, R, 3)
+    if b not in B_CHOICES or br > MAX_CLASS_BITS or bc > MAX_CLASS_BITS:
+        raise CorruptPayloadError(f"context parameters br={br} bc={bc} b={b} invalid")
+    R, C = math.prod(shp[:a]), math.prod(shp[a:])
+    kr, kc, L = 1 << br, 1 << bc, 1 << b
+    pos = 4
+    rcount, pos = _read_counts(payload, pos, kr, R) if kr > 1 else ([R], pos)
+    ccount, pos = _read_counts(payload, pos, kc, C) if kc > 1 else ([C], pos)
     ones, pos = get_uvarint(payload, pos, limit=n)
     coder = ans_decoder(payload[pos:])
-    lev = ans_decode(coder, model, R).astype(np.int64) if R else np.zeros(0, dtype=np.int64)
-    if R and (lev.min() < 0 or lev.max() >= L):
+    rc = _decode_classes(coder, rcount, R)
+    cc = _decode_classes(coder, ccount, C)
+    lev = ans_decode(coder, entropy_model(quantise([1] * L, L)), kr * kc).astype(np.int64).reshape(kr, kc)
+    if lev.min() < 0 or lev.max() >= L:
         raise CorruptPayloadError("context level out of range")
     m = level_table(b)
+    rows, cols = _members(rc, kr), _members(cc, kc)
     out = np.zeros((R, C), dtype=bool)
-    out[lev == L - 1] = True
-    order = np.argsort(lev, kind="stable")
-    sl = lev[order]
-    for j in range(1, L - 1):
-        lo, hi = int(np.searchsorted(sl, j)), int(np.searchsorted(sl, j, side="right"))
-        if hi > lo:
-            nb = (hi - lo) * C
+    for r in range(kr):
+        for c in range(kc):
+            j = int(lev[r, c])
+            if j == 0 or not rows[r].size or not cols[c].size:
+                continue
+            if j == L - 1:
+                out[np.ix_(rows[r], cols[c])] = True
+                continue
+            nb = rows[r].size * cols[c].size
             syms = ans_decode(coder, byte_model(int(m[j])), (nb + 7) // 8)
-            out[order[lo:hi]] = unpack_checked(syms.astype(np.uint8), nb).reshape(hi - lo, C)
+            out[np.ix_(rows[r], cols[c])] = unpack_checked(syms.astype(np.uint8), nb).reshape(rows[r].size, -1)
     ans_finish(coder)
     if int(np.count_nonzero(out)) != ones:
         raise DecodedLengthError(f"context section decoded {int(np.count_nonzero(out))} ones, declared {ones}")
-    if orient:
-        out = out.T
-    return np.ascontiguousarray(out).reshape(shp)
+    return out.reshape(shp)

@@ -33,14 +33,27 @@ def _choose_k(runs: np.ndarray) -> int:
     return best[1]
 
 
+def _runs(flat: np.ndarray) -> tuple[bool, np.ndarray]:
+    """(invert, run lengths of the majority symbol before each minority symbol)."""
+    invert = int(np.count_nonzero(flat)) * 2 > flat.size
+    pos = np.flatnonzero(~flat if invert else flat).astype(np.int64)
+    return invert, np.diff(pos, prepend=-1) - 1
+
+
+def size(bits: np.ndarray, shape) -> int:
+    """The exact length of ``encode(bits, shape)`` in bytes, without building the payload."""
+    flat, _ = check_bits(bits, shape)
+    _, runs = _runs(flat)
+    m = runs.size
+    k = _choose_k(runs)
+    unary = int((runs >> k).sum()) + m
+    return 2 + len(put_uvarint(m)) + (m * k + 7) // 8 + (unary + 7) // 8
+
+
 def encode(bits: np.ndarray, shape, k: int | None = None) -> bytes:
     flat, shp = check_bits(bits, shape)
-    n = flat.size
-    ones = int(np.count_nonzero(flat))
-    invert = ones * 2 > n
-    pos = np.flatnonzero(~flat if invert else flat).astype(np.int64)
-    m = pos.size
-    runs = np.diff(pos, prepend=-1) - 1
+    invert, runs = _runs(flat)
+    m = runs.size
     if k is None:
         k = _choose_k(runs)
     if not 0 <= k <= MAX_K:
