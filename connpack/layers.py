@@ -47,6 +47,27 @@ class _Sign(torch.autograd.Function):
         return g
 
 
+class _GatedWeight(torch.autograd.Function):
+    """W_eff = w * g, g a 0/1 or +-1 gate, in one pass; backward dL/dt = dL/dW_eff * w (straight-through).
+
+    The forward and backward of ``w * Gate.apply(t)`` without the intermediate gate tensor: the trainers'
+    hot path (benchmarks/bench_step_time.py).
+    """
+
+    @staticmethod
+    def forward(ctx, w, t, bits, flip: bool):
+        """``t`` only routes the gradient; ``bits`` (bool, from t) is the keep-mask, or the flip bits if ``flip``."""
+        ctx.save_for_backward(w)
+        if flip:
+            return torch.where(bits, -w, w)
+        return torch.where(bits, w, torch.zeros((), dtype=w.dtype, device=w.device))
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return None, g * w, None, None
+
+
 class _TopK(torch.autograd.Function):
     """h(s): 1 for the kept_count(n, k) largest entries of the tensor, 0 elsewhere; straight-through gradient.
 
@@ -79,19 +100,51 @@ def kth_largest(flat: torch.Tensor, keep: int) -> torch.Tensor:
     return flat.topk(keep, sorted=False).values.min()
 
 
-def topk_mask(a: torch.Tensor, k: float) -> torch.Tensor:
+def _kth_largest_near(flat: torch.Tensor, keep: int, state: dict) -> torch.Tensor | None:
+    """The keep-th largest entry, found in a band around last step's threshold; None if not found there.
+
+    Training moves scores a little per step, so the threshold moves a little: count the entries above the
+    band (all kept) and in it; when the band brackets the threshold, select inside the band only. The counts
+    make the answer exact whatever the band -- the band only decides how much work the selection does.
+    """
+    tau, delta = state["thr"], state["delta"]
+    for _ in range(3):
+        lo, hi = tau - delta, tau + delta
+        above = int((flat > hi).sum())
+        if above < keep:
+            in_band = (flat >= lo) & (flat <= hi)
+            count = int(in_band.sum())
+            if above + count >= keep:
+                band = flat[in_band]
+                thr = band.kthvalue(count - (keep - above) + 1).values
+                moved = abs(float(thr) - tau)
+                state["delta"] = max(4.0 * moved, 0.5 * delta, 1e-12)
+                return thr
+        delta *= 8.0
+    return None
+
+
+def topk_mask(a: torch.Tensor, k: float, state: dict | None = None) -> torch.Tensor:
     """Boolean mask of exactly kept_count(n, k) largest entries of ``a``.
 
-    One selection (``kth_largest``) gives the threshold; everything above it is kept, and entries equal to
-    it are kept in position order (lowest flat index first) until the count is exact. The result therefore
-    does not depend on which selection algorithm ran or on the device.
+    One selection gives the threshold; everything above it is kept, and entries equal to it are kept in
+    position order (lowest flat index first) until the count is exact. The result therefore does not depend
+    on which selection algorithm ran or on the device. ``state`` (a dict the caller keeps between calls, CPU
+    only) lets the selection start from the previous threshold (``_kth_largest_near``): same result, less work.
     """
     flat = a.reshape(-1)
     n = flat.numel()
     keep = kept_count(n, k)
     if keep == n:
         return torch.ones_like(a, dtype=torch.bool)
-    thr = kth_largest(flat, keep)
+    warm = state is not None and flat.device.type == "cpu" and n >= 10_000
+    thr = _kth_largest_near(flat, keep, state) if warm and "thr" in state else None
+    if thr is None:
+        thr = kth_largest(flat, keep)
+        if warm:
+            state["delta"] = 1e-3 * float(flat.max() - flat.min()) + 1e-12
+    if warm:
+        state["thr"] = float(thr)
     mask = flat >= thr
     if flat.device.type == "cpu" and int(mask.sum()) == keep:  # no tie at the threshold (the usual case)
         return mask.view_as(a)
@@ -111,6 +164,7 @@ class ConnMixin:
         self.mode = "dense"
         self.k = 1.0
         self.scores = None
+        self._topk_state: dict = {}  # last threshold (speeds up the next top-k; never changes its result)
 
     def configure(self, mode: str, weight: torch.Tensor, scores: torch.Tensor | None = None, k: float = 1.0):
         """Set the fixed weight and the trainable connectivity variable.
@@ -147,8 +201,18 @@ class ConnMixin:
         return None
 
     def effective_weight(self) -> torch.Tensor:
-        g = self.gate()
-        return self.weight if g is None else self.weight * g
+        """w * g(t) with the straight-through gradient to t (= ``self.weight * self.gate()``, fused)."""
+        if self.mode == "dense":
+            return self.weight
+        t = self.scores.abs() if self.mode == "topk" else self.scores  # edge-popup: gradient through |s|
+        with torch.no_grad():
+            if self.mode == "prune":
+                bits = t > 0
+            elif self.mode == "flip":
+                bits = t < 0
+            else:
+                bits = topk_mask(t, self.k, self._topk_state)
+        return _GatedWeight.apply(self.weight, t, bits, self.mode == "flip")
 
     @torch.no_grad()
     def connectivity(self) -> torch.Tensor | None:
@@ -156,7 +220,7 @@ class ConnMixin:
         if self.mode in ("prune",):
             return self.scores > 0
         if self.mode == "topk":
-            return topk_mask(self.scores.abs(), self.k)
+            return topk_mask(self.scores.abs(), self.k, self._topk_state)
         if self.mode == "flip":
             return self.scores < 0
         return None

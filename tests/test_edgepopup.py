@@ -123,3 +123,16 @@ def test_edge_popup_model_packs_and_reports_k(runner, tmp_path):
     assert len(fractions) == 3 and all(f == pytest.approx(0.3, abs=1e-3) for f in fractions)  # k is the ones fraction
     res = run_cli(runner, "report", cpk)
     assert res.exit_code == 0 and "bits per weight" in res.output
+
+
+def test_warm_started_top_k_equals_the_fresh_one_as_scores_drift():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(60_000, generator=gen)
+    state: dict = {}
+    for step in range(12):
+        scale = 1e-4 if step < 6 else 0.5  # small steps, then jumps that leave the band
+        a = a + scale * torch.randn(60_000, generator=gen)
+        if step == 9:
+            a[:1000] = a[5000]  # a big tie
+        assert torch.equal(topk_mask(a, 0.37, state), topk_mask(a, 0.37)), step
+    assert "thr" in state

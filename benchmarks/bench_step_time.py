@@ -1,0 +1,78 @@
+"""Step time of each connectivity trainer divided by dense training of the same network, in the same run.
+
+One step = forward, loss (+ minimal regulariser), backward, optimizer step: connpack.trainers.loop.Loop.step,
+the code the trainers run. Ivan & Florian's methods are compared with dense training under Adam, edge-popup
+with dense training under SGD (momentum, weight decay), each with its paper's batch size unless --batch is
+given. Methods are timed round-robin (so load on a shared machine hits all alike); medians are printed.
+Goal: <= 1.3x.
+
+    python benchmarks/bench_step_time.py [--arch lenet300 conv6] [--device cpu] [--steps 30]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from connpack import data, models
+from connpack.trainers import TrainConfig, connectivity, network_spec
+from connpack.trainers.loop import Loop, build_optimizer
+
+METHODS = [("baseline", "free", "adam"), ("prune", "free", "adam"), ("prune", "minimal", "adam"),
+           ("flip", "free", "adam"), ("flip", "minimal", "adam"), ("baseline", "free", "sgd"),
+           ("edge-popup", "free", "sgd")]
+DATASET = {"lenet300": "synthetic-mnist"}
+
+
+def make(arch: str, method: str, variant: str, optimizer: str, batch: int, device: torch.device):
+    cfg = TrainConfig(method=method, variant=variant, arch=arch, optimizer=optimizer, batch_size=batch,
+                      dataset=DATASET.get(arch, "synthetic-cifar"), device=device.type)
+    spec = network_spec(cfg)
+    model = models.build(spec)
+    connectivity.configure(model, spec, method, k=cfg.k)
+    model.to(device).train()
+    opt = build_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], cfg.learning_rate(),
+                          weight_decay=cfg.weight_decay)
+    loop = Loop(model, opt, (None, None), (None, None), 1, batch, 0, device,
+                regularizer=connectivity.regularizer(method, variant))
+    x, y = data.load(cfg.dataset, "train", limit=batch)
+    return loop, x.to(device), y.to(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", nargs="+", default=["lenet300", "conv6"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=None, help="one batch size for all (default: 25 I&F, 128 edge-popup)")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}  threads {torch.get_num_threads()}  torch {torch.__version__}  (median of {args.steps} steps)")
+    print(f"{'arch':9s} {'method':20s} {'opt':5s} {'batch':>5s} {'ms/step':>9s} {'÷ dense':>8s}")
+    for arch in args.arch:
+        runs = {}
+        for method, variant, opt in METHODS:
+            batch = args.batch or (25 if opt == "adam" else 128)
+            runs[(method, variant, opt)] = make(arch, method, variant, opt, batch, device)
+        times = {key: [] for key in runs}
+        for i in range(args.steps + 3):
+            for key, (loop, x, y) in runs.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                loop.step(x, y, len(y))
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= 3:  # warm-up
+                    times[key].append(time.perf_counter() - t0)
+        med = {key: 1e3 * statistics.median(v) for key, v in times.items()}
+        for (method, variant, opt), ms in med.items():
+            dense = med[("baseline", "free", opt)]
+            name = method if method in ("baseline", "edge-popup") else f"{method} {variant}"
+            print(f"{arch:9s} {name:20s} {opt:5s} {len(runs[(method, variant, opt)][2]):5d} {ms:9.2f} {ms / dense:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
