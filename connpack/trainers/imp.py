@@ -107,8 +107,6 @@ def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, 
                 masked.set_weights(model, start_values)
                 state = model.state_dict()
                 model.load_state_dict({**state, **{k: _tensor(v) for k, v in dense0.items()}})
-        elif cfg.reinit in ("sigma-sign", "sign"):
-            masked.set_weights(model, start_values)  # the dense network starts from the same kind of values
         rows = run.fit(model, f"it{it}")
         history.append(masked.masks(model))
         accuracy.append(rows[-1]["test_acc"])
