@@ -6,6 +6,7 @@ is to show the spec is complete enough to decode the golden vectors to the same 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import struct
@@ -233,3 +234,130 @@ def read_cpk(data: bytes):
         raw = p if codec == "raw" else _zstd(bytes(p), n * dt.itemsize)
         arrays[name] = np.frombuffer(bytes(raw), dtype=dt).reshape(shape).copy()
     return header["m"], arrays
+
+
+# ---- the network layer (cpk.md 7): rebuild the effective float32 tensors from meta + sections
+SPEC_DEFAULTS = {"rng": {"seed": 0, "algorithm": "philox4x32-10"},
+                 "init": {"dist": "signed_constant", "p_positive": 0.5, "scale": 1.0, "gain": math.sqrt(2.0)}}
+M32 = 0xFFFFFFFF
+
+
+def philox_words(seed, index, n, stream=0):
+    """Words 0..n-1 of the Philox4x32-10 stream (seed, index, stream) (cpk.md 7.4), uint32."""
+    nb = (n + 3) // 4
+    b = np.arange(nb, dtype=np.uint64)
+    c = [b & M32, b >> np.uint64(32), np.full(nb, index, np.uint64), np.full(nb, stream, np.uint64)]
+    k0, k1 = seed & M32, seed >> 32
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
+        p0 = c[0] * np.uint64(0xD2511F53)
+        p1 = c[2] * np.uint64(0xCD9E8D57)
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0), p1 & np.uint64(M32),
+             (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1), p0 & np.uint64(M32)]
+    return np.stack(c, axis=1).reshape(-1)[:n].astype(np.uint32)
+
+
+def _f64(bits):
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+SQRT_HALF, LN2_HI, LN2_LO = _f64(0x3FE6A09E667F3BCD), _f64(0x3FE62E42FEE00000), _f64(0x3DEA39EF35793C76)
+TWO_PI_2M24 = _f64(0x3E9921FB54442D18)
+
+
+def _ln(u):
+    m, e = math.frexp(u)
+    if m < SQRT_HALF:
+        m, e = 2 * m, e - 1
+    s = (m - 1) / (m + 1)
+    z = s * s
+    p = 1.0 / 21
+    for k in range(19, 0, -2):
+        p = p * z + 1.0 / k
+    return ((p * s) * 2 + e * LN2_LO) + e * LN2_HI
+
+
+def _sincos(k2):
+    q, a = k2 >> 22, k2 % (1 << 22)
+    a2 = min(a, (1 << 22) - a)
+    swap = (a2 != a) ^ bool(q & 1)
+    t = a2 * TWO_PI_2M24
+    z = t * t
+    s = 1.0 / math.factorial(17)
+    for n in range(15, 0, -2):
+        s = s * z + (-1) ** ((n - 1) // 2) * (1.0 / math.factorial(n))
+    sin_t = s * t
+    c = 1.0 / math.factorial(16)
+    for n in range(14, -1, -2):
+        c = c * z + (-1) ** (n // 2) * (1.0 / math.factorial(n))
+    cos = (sin_t if swap else c) * (-1.0 if q in (1, 2) else 1.0)
+    sin = (c if swap else sin_t) * (-1.0 if q in (2, 3) else 1.0)
+    return cos, sin
+
+
+def normals(seed, index, n, stream=0):
+    """Box-Muller normals in float64 from the fixed ln/sin/cos programs (cpk.md 7.5)."""
+    w = philox_words(seed, index, 2 * ((n + 1) // 2), stream)
+    out = []
+    for j in range(0, w.size, 2):
+        r = math.sqrt(-2 * _ln(((int(w[j]) >> 8) + 1) * 2.0**-24))
+        cos, sin = _sincos(int(w[j + 1]) >> 8)
+        out += [r * cos, r * sin]
+    return np.array(out[:n], dtype=np.float64)
+
+
+def generate(init, seed, index, shape):
+    """One generated weight tensor (cpk.md 7.6), float32."""
+    init = {**SPEC_DEFAULTS["init"], **init}
+    n = math.prod(shape)
+    if init["dist"] in ("zeros", "ones") or n == 0:
+        return np.full(shape, 1.0 if init["dist"] == "ones" else 0.0, dtype=np.float32)
+    fan_in = shape[1] * math.prod(shape[2:]) if len(shape) > 1 else shape[0]
+    fan_out = shape[0] * math.prod(shape[2:]) if len(shape) > 1 else shape[0]
+    sg = init["scale"] * init["gain"]
+    u = (philox_words(seed, index, n) >> 8).astype(np.float64) * 2.0**-24
+    if init["dist"] == "signed_constant":
+        mag = sg / math.sqrt(fan_in)
+        v = np.where(u < init["p_positive"], mag, -mag)
+    elif init["dist"] == "kaiming_uniform":
+        v = ((u * 2) - 1) * (sg * math.sqrt(3 / fan_in))
+    elif init["dist"] == "kaiming_normal":
+        v = normals(seed, index, n) * (sg / math.sqrt(fan_in))
+    elif init["dist"] == "xavier_normal":
+        v = normals(seed, index, n) * (init["scale"] * math.sqrt(2 / (fan_in + fan_out)))
+    else:
+        raise ValueError(f"init {init['dist']}")
+    return v.astype(np.float32).reshape(shape)
+
+
+def read_network(data: bytes):
+    """The effective float32 tensors of a packed network: {state_dict key: array}; checks the weight hashes."""
+    meta, arrays = read_cpk(data)
+    spec = meta["spec"]
+    seed = {**SPEC_DEFAULTS["rng"], **spec.get("rng", {})}["seed"]
+    out, used = {}, set()
+    for name, e in sorted(meta["t"].items(), key=lambda kv: kv[1]["i"]):
+        kind, main = e["k"], arrays[name]
+        used.add(name)
+        if kind in ("mask", "flip"):
+            init = {**spec.get("init", {}), **spec.get("inits", {}).get(name, {})}
+            g = generate(init, seed, e["i"], main.shape)
+            h = hashlib.sha256(g.astype("<f4").tobytes()).hexdigest()[:16]
+            if h != e["h"]:
+                raise ValueError(f"weight hash of {name}")
+            w = np.where(main, g, np.float32(0)) if kind == "mask" else np.where(main, -g, g)
+        elif kind == "dense":
+            w = main
+        else:
+            w = np.zeros(main.shape, dtype=np.float32)
+            if kind == "ternary":
+                used.add(name + ":s")
+                c_neg, c_pos = (np.float32(x) for x in e["c"])
+                w[main] = np.where(arrays[name + ":s"], c_pos, c_neg)
+            else:
+                used.add(name + ":v")
+                w[main] = arrays[name + ":v"].astype(np.float32)
+        out[name] = w.astype(np.float32)
+    out.update({k: v for k, v in arrays.items() if k not in used})
+    return out

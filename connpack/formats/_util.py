@@ -233,7 +233,7 @@ def ans_decode(coder, model, count: int) -> np.ndarray:
 
 
 def ans_finish(coder) -> None:
-    if not coder.is_empty():
+    if not coder.is_empty() or coder.num_words():  # state 0 and no words left (cpk.md 4)
         raise CorruptPayloadError("ANS stream has data left after the declared elements")
 
 

@@ -432,13 +432,19 @@ def inspect_sections(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -
 
 # --------------------------------------------------------------------------- files
 def write(path, c: Container, codec: str = "auto", zstd_level: int = 19) -> int:
-    """Atomically write ``c`` to ``path`` (temp file in the same directory, fsync, os.replace)."""
+    """Atomically write ``c`` to ``path``: the bytes go to a hidden temp file ``.<name>.<random>.tmp`` in the
+    same directory, which is fsynced and renamed over ``path`` (os.replace), then the directory is fsynced.
+    ``path`` is therefore either absent, its old content, or the complete new file; on an error the temp file
+    is removed; only a killed process (SIGKILL, power loss) can leave a ``.<name>.*.tmp`` behind."""
     data = encode(c, codec=codec, zstd_level=zstd_level)
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; the target gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

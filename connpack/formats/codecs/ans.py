@@ -4,7 +4,7 @@ Payload: u8 mode. mode 0: every bit is 0 (payload is exactly 1 byte); mode 1: ev
 mode 2: uvarint ones (the number of 1 bits, 1..n-1; checked after decoding), then the ANS stream as u32 LE
 words. P(bit = 1) = p16/65536 with p16 = clamp(floor((ones*131072 + n) / (2n)), 1, 65535), i.e. ones/n
 rounded to 16 bits. The stream codes the ceil(n/8) bytes of the raw packing (MSB first, zero padded), each
-with the 256-symbol table ``byte_table(p16)`` (8 i.i.d. bits).
+with the 256-symbol table ``byte_freqs(p16)`` (8 i.i.d. bits; formats/cpk.md 4).
 """
 from __future__ import annotations
 

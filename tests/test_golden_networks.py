@@ -1,0 +1,296 @@
+"""The network layer of .cpk (formats/cpk.md section 7): golden packed networks, one per representation,
+decoded to the same tensors by connpack and by the independent reader (which regenerates the weights with its
+own Philox); the tensor index; one negative test per network-layer check, through the library and the CLI.
+
+Regenerate the vectors on purpose with ``python -m tests.test_golden_networks --regen`` (or CPK_REGEN=1 pytest).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connpack import errors as E
+from connpack import formats, rng
+from connpack.description import Description, TensorCode
+from connpack.pack import from_container, pack, to_container, unpack
+from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
+from tests import independent_reader as ir
+from tests.conftest import run_cli
+from tests.test_formats import check_pinned, libzstd_version, zstd_dependent
+
+VECTORS = Path(__file__).resolve().parents[1] / "formats" / "vectors"
+MANIFEST = VECTORS / "networks.json"
+SHAPES = {"fc1.weight": (15, 64), "fc2.weight": (5, 15), "fc3.weight": (10, 5)}  # lenet300, width 0.05, 1x8x8
+
+
+# --------------------------------------------------------------------------- the golden networks
+def _pattern(shape, a: int, b: int, m: int, r: int = 0) -> np.ndarray:
+    """Deterministic bits without any RNG: ((a*i + b*j + i*j) mod m) <= r over the (out, in) indices."""
+    i, j = np.indices(shape)
+    return ((a * i + b * j + i * j) % m) <= r
+
+
+def _model(**kw) -> ModelSpec:
+    return ModelSpec(arch="lenet300", in_shape=(1, 8, 8), width=0.05, **kw)
+
+
+def golden_networks() -> dict[str, tuple[Description, str]]:
+    """name -> (Description, value dtype); one per representation, built from fixed patterns."""
+    out = {}
+    # mask (pruning): signed constant weights, fc1 drawn from a normal (inits override), seed above 2**32
+    spec = NetworkSpec(model=_model(), rng=RngSpec(seed=2**40 + 12345), method="prune",
+                       init=InitSpec(p_positive=0.3), inits={"fc1.weight": InitSpec(dist="kaiming_normal")})
+    out["mask"] = (Description(spec, {n: TensorCode("mask", s, bits=_pattern(s, 3, 5, 4, 1))
+                                      for n, s in SHAPES.items()}), "float32")
+    # flip (sign flipping): signed constant weights
+    spec = NetworkSpec(model=_model(), rng=RngSpec(seed=7), method="flip")
+    out["flip"] = (Description(spec, {n: TensorCode("flip", s, bits=_pattern(s, 1, 2, 7))
+                                      for n, s in SHAPES.items()}), "float32")
+    # ternary (ASNI centroids): mask + signs of the kept weights + (c_neg, c_pos); fc3 stays dense
+    tensors = {}
+    for k, (n, s) in enumerate(list(SHAPES.items())[:2]):
+        bits = _pattern(s, 2, 3, 3)
+        signs = (np.arange(int(bits.sum())) * (k + 5)) % 3 != 0
+        tensors[n] = TensorCode("ternary", s, bits=bits, signs=signs, centroids=(-0.375 - k, 0.5 + k))
+    tensors["fc3.weight"] = TensorCode("dense", SHAPES["fc3.weight"],
+                                       values=(np.arange(50, dtype=np.float32).reshape(10, 5) - 25) / 64)
+    spec = NetworkSpec(model=_model(), init=InitSpec(dist="kaiming_normal"), method="asni")
+    out["ternary"] = (Description(spec, tensors), "float32")
+    # values (trained sparse weights, stored as float16) with biases
+    tensors, dense = {}, {}
+    for n, s in SHAPES.items():
+        bits = _pattern(s, 1, 1, 5, 1)
+        kept = (np.arange(int(bits.sum()), dtype=np.float32) % 33 - 16) / 16  # exact in float16
+        tensors[n] = TensorCode("values", s, bits=bits, values=kept)
+        dense[n.replace("weight", "bias")] = np.linspace(-0.5, 0.5, s[0], dtype=np.float32)
+    spec = NetworkSpec(model=_model(bias=True), method="imp")
+    out["values"] = (Description(spec, tensors, dense), "float16")
+    # dense fallback (baseline training) with affine batch norm
+    tensors = {n: TensorCode("dense", s, values=(np.arange(np.prod(s), dtype=np.float32).reshape(s) % 17 - 8) / 32)
+               for n, s in SHAPES.items()}
+    dense = {}
+    for k, c in ((1, 15), (2, 5)):
+        dense |= {f"bn{k}.weight": np.full(c, 1.5, np.float32), f"bn{k}.bias": np.linspace(-1, 1, c, dtype=np.float32),
+                  f"bn{k}.running_mean": np.arange(c, dtype=np.float32) / 8,
+                  f"bn{k}.running_var": np.ones(c, np.float32) * 2}
+    spec = NetworkSpec(model=_model(batchnorm="affine"), method="baseline")
+    out["dense"] = (Description(spec, tensors, dense), "float32")
+    return out
+
+
+def tensor_sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, dtype="<f4").tobytes()).hexdigest()
+
+
+def regenerate(directory: Path = VECTORS) -> None:
+    """Write net_<name>.cpk and networks.json (file sha256, zstd dependence, sha256 of every unpacked tensor)."""
+    manifest = {"zstd": libzstd_version(), "files": {}}
+    for name, (desc, values) in golden_networks().items():
+        path = directory / f"net_{name}.cpk"
+        pack(desc, path, values=values)
+        data = path.read_bytes()
+        tensors = unpack(path).state_dict()
+        manifest["files"][path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "zstd": zstd_dependent(data),
+                                        "values": values,
+                                        "tensors": {k: tensor_sha(v) for k, v in sorted(tensors.items())}}
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    if os.environ.get("CPK_REGEN"):
+        regenerate()
+    return json.loads(MANIFEST.read_text())
+
+
+# --------------------------------------------------------------------------- golden vectors
+def test_golden_networks_pinned(manifest):
+    nets = golden_networks()
+    assert set(manifest["files"]) == {f"net_{n}.cpk" for n in nets}
+    for name, (desc, values) in nets.items():
+        fname = f"net_{name}.cpk"
+        info = manifest["files"][fname]
+        data = (VECTORS / fname).read_bytes()
+        check_pinned(fname, info, data, formats.encode(to_container(desc, values)), manifest["zstd"])
+        back = unpack(VECTORS / fname)
+        assert list(back.tensors) == list(SHAPES)  # tensor index order, whatever the header's key order
+        got = back.state_dict()
+        assert {k: tensor_sha(v) for k, v in got.items()} == info["tensors"], fname
+        want = desc.state_dict()  # the Description that was packed gives the same tensors
+        for k, v in got.items():
+            assert v.dtype == np.float32 and np.array_equal(v, want[k].astype(np.float32)), (fname, k)
+
+
+def test_every_representation_is_covered(manifest):
+    kinds = set()
+    for fname in manifest["files"]:
+        meta = formats.read(VECTORS / fname).meta
+        kinds |= {e["k"] for e in meta["t"].values()}
+    assert kinds == {"mask", "flip", "ternary", "values", "dense"}
+
+
+def test_independent_reader_rebuilds_the_same_tensors(manifest):
+    for fname, info in manifest["files"].items():
+        tensors = ir.read_network((VECTORS / fname).read_bytes())
+        assert {k: tensor_sha(v) for k, v in tensors.items()} == info["tensors"], fname
+
+
+def test_independent_philox_and_transforms_match_connpack():
+    """The second reader's RNG (written from cpk.md 7.4) against connpack.rng on a few thousand draws."""
+    seed, index = 2**40 + 12345, 3
+    assert np.array_equal(ir.philox_words(seed, index, 1001), rng.random_words(seed, index, 1001))
+    np.testing.assert_array_equal(ir.normals(seed, index, 777), rng.normal_f64(seed, index, (777,)))
+    for init, shape in [(InitSpec(), (6, 4, 3, 3)), (InitSpec(dist="kaiming_normal", scale=0.5), (9, 7)),
+                        (InitSpec(dist="xavier_normal"), (5, 5)), (InitSpec(dist="kaiming_uniform", gain=1.0), (4, 9)),
+                        (InitSpec(p_positive=0.9), (3, 17))]:
+        want = rng.generate(init, seed, index, shape)
+        got = ir.generate(init.to_dict(), seed, index, shape)
+        assert got.dtype == np.float32 and np.array_equal(got, want), init
+
+
+# --------------------------------------------------------------------------- the tensor index
+def _random_masks(spec: NetworkSpec, seed: int = 0) -> Description:
+    from connpack.pack import architecture_shapes
+
+    names, shapes = architecture_shapes(spec)
+    g = np.random.default_rng(seed)
+    dense = {k: g.standard_normal(s).astype(np.float32) for k, s in shapes.items() if k not in names}
+    return Description(spec, {n: TensorCode("mask", shapes[n], bits=g.random(shapes[n]) < 0.5) for n in names}, dense)
+
+
+@pytest.mark.parametrize("arch,width", [("resnet18", 0.125), ("vgg13", 0.125), ("conv6", 0.125)])
+def test_tensor_index_is_model_order_not_name_order(tmp_path, arch, width):
+    """resnet18's fc.weight sorts before layer1..., vgg13's '10.weight' before '3.weight': the header's sorted
+    keys must not change which RNG stream a tensor uses."""
+    spec = NetworkSpec(model=ModelSpec(arch=arch, in_shape=(3, 32, 32), width=width), method="prune")
+    desc = _random_masks(spec)
+    pack(desc, tmp_path / "m.cpk", codec="raw")
+    back = unpack(tmp_path / "m.cpk")
+    assert list(back.tensors) == list(desc.tensors)
+    meta = formats.read(tmp_path / "m.cpk").meta
+    assert [meta["t"][n]["i"] for n in desc.tensors] == list(range(len(desc.tensors)))
+    if arch != "conv6":  # conv6's names happen to sort in model order; the others do not
+        assert sorted(desc.tensors) != list(desc.tensors)
+    want, got = desc.state_dict(), back.state_dict()
+    assert all(np.array_equal(want[k], got[k]) for k in want)
+
+
+# --------------------------------------------------------------------------- network-layer validation
+def _golden_container(name: str = "flip") -> formats.Container:
+    return formats.read(VECTORS / f"net_{name}.cpk")
+
+
+def _write(path: Path, c: formats.Container) -> Path:
+    path.write_bytes(formats.encode(c))
+    return path
+
+
+def _meta_edit(fn, name: str = "flip") -> formats.Container:
+    c = _golden_container(name)
+    meta = json.loads(json.dumps(c.meta))
+    fn(meta)
+    return formats.Container(meta, c.arrays)
+
+
+BAD_META = {
+    "unknown top field": (lambda m: m.update(x=1), E.UnknownFieldError),
+    "unknown tensor field": (lambda m: m["t"]["fc1.weight"].update(q=0), E.UnknownFieldError),
+    "unknown spec field": (lambda m: m["spec"]["model"].update(depth=3), E.UnknownFieldError),
+    "unknown init field": (lambda m: m["spec"].setdefault("init", {}).update(mode="x"), E.UnknownFieldError),
+    "missing t": (lambda m: m.pop("t"), E.FormatError),
+    "duplicate index": (lambda m: m["t"]["fc2.weight"].update(i=0), E.FormatError),
+    "index gap": (lambda m: m["t"]["fc3.weight"].update(i=5), E.FormatError),
+    "bool index": (lambda m: m["t"]["fc1.weight"].update(i=False), E.FormatError),
+    "unknown kind": (lambda m: m["t"]["fc1.weight"].update(k="lut"), E.FormatError),
+    "no hash": (lambda m: m["t"]["fc1.weight"].pop("h"), E.FormatError),
+    "bad hash": (lambda m: m["t"]["fc1.weight"].update(h="XYZ"), E.FormatError),
+    "centroids on flip": (lambda m: m["t"]["fc1.weight"].update(c=[1, 2]), E.FormatError),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_META))
+def test_bad_meta_is_refused(case):
+    fn, err = BAD_META[case]
+    with pytest.raises(err):
+        from_container(_meta_edit(fn))
+
+
+def test_section_checks():
+    c = _golden_container("ternary")
+    arrays = dict(c.arrays)
+    arrays["fc1.weight:s"] = arrays["fc1.weight:s"][:-1]  # one sign fewer than kept weights
+    with pytest.raises(E.ShapeMismatchError):
+        from_container(formats.Container(c.meta, arrays))
+    arrays = dict(c.arrays, **{"fc9.weight:v": np.zeros(3, np.float32)})  # a section no tensor claims
+    with pytest.raises(E.FormatError):
+        from_container(formats.Container(c.meta, arrays))
+    arrays = dict(c.arrays, **{"fc1.weight": c.arrays["fc1.weight"].astype(np.float32)})  # bits stored as floats
+    with pytest.raises(E.FormatError):
+        from_container(formats.Container(c.meta, arrays))
+    arrays = dict(c.arrays)
+    del arrays["fc3.weight"]
+    with pytest.raises(E.FormatError):
+        from_container(formats.Container(c.meta, arrays))
+
+
+def _shape_mismatch() -> formats.Container:  # the file says width 0.1: fc1 would be 30 x 64, its section is 15 x 64
+    return _meta_edit(lambda m: m["spec"]["model"].update(width=0.1))
+
+
+def _hash_mismatch() -> formats.Container:  # another seed regenerates other weights than the ones hashed
+    return _meta_edit(lambda m: m["spec"]["rng"].update(seed=8))
+
+
+def test_shape_mismatch_with_the_architecture(tmp_path):
+    path = _write(tmp_path / "bad.cpk", _shape_mismatch())
+    with pytest.raises(E.ShapeMismatchError):
+        unpack(path)
+    _write(tmp_path / "order.cpk", _meta_edit(lambda m: (m["t"]["fc1.weight"].update(i=1),
+                                                         m["t"]["fc2.weight"].update(i=0))))
+    with pytest.raises(E.ShapeMismatchError):  # tensor 0 must be the architecture's first layer
+        unpack(tmp_path / "order.cpk")
+
+
+def test_regenerated_weight_hash_mismatch(tmp_path):
+    desc = unpack(_write(tmp_path / "bad.cpk", _hash_mismatch()))
+    with pytest.raises(E.WeightHashError):
+        desc.state_dict()
+    desc.state_dict(verify=False)  # the check, not the decoding, refuses it
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: _meta_edit(lambda m: m["t"]["fc1.weight"].update(q=0)), "unknown field"),
+    (_shape_mismatch, "shape"),
+    (_hash_mismatch, "does not match its recorded hash"),
+])
+def test_network_errors_through_the_cli(runner, tmp_path, make, needle):
+    from tests.test_cli import _one_line_error
+
+    path = _write(tmp_path / "bad.cpk", make())
+    r = run_cli(runner, "unpack", path, "--pt", tmp_path / "out.pt")
+    _one_line_error(r, E.FormatError.exit_code)
+    assert needle in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.cpk"]  # no output, no temp file
+
+
+def test_pack_records_missing_hashes(tmp_path):
+    desc, _ = golden_networks()["flip"]
+    assert desc.weight_hashes == {}
+    pack(desc, tmp_path / "m.cpk")
+    meta = formats.read(tmp_path / "m.cpk").meta
+    gen = desc.generated()
+    assert {n: e["h"] for n, e in meta["t"].items()} == {n: rng.tensor_hash(w) for n, w in gen.items()}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regen", action="store_true", help="rewrite formats/vectors/net_*.cpk and networks.json")
+    if ap.parse_args().regen:
+        regenerate()
+        print(f"wrote {MANIFEST}")
