@@ -441,6 +441,7 @@ def write(path, c: Container, codec: str = "auto", zstd_level: int = 19) -> int:
     d = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
+        os.makedirs(d, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
         umask = os.umask(0)
         os.umask(umask)
