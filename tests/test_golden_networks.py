@@ -288,6 +288,28 @@ def test_pack_records_missing_hashes(tmp_path):
     assert {n: e["h"] for n, e in meta["t"].items()} == {n: rng.tensor_hash(w) for n, w in gen.items()}
 
 
+# --------------------------------------------------------------------------- report --plot
+def test_report_plot(runner, tmp_path):
+    png = tmp_path / "bits.png"
+    r = run_cli(runner, "report", VECTORS / "net_ternary.cpk", "--plot", png)
+    assert r.exit_code == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in r.stdout
+    r = run_cli(runner, "report", VECTORS / "net_mask.cpk", "--json", "--plot", png)
+    assert r.exit_code == 0 and json.loads(r.stdout)["rows"]  # stdout stays pure JSON
+
+
+def test_report_plot_without_matplotlib(runner, tmp_path, monkeypatch):
+    import sys
+
+    from tests.test_cli import _one_line_error
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    r = run_cli(runner, "report", VECTORS / "net_flip.cpk", "--plot", tmp_path / "bits.png")
+    _one_line_error(r, E.SpecError.exit_code)
+    assert "pip install 'connpack[plot]'" in r.stderr
+    assert not (tmp_path / "bits.png").exists()
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regen", action="store_true", help="rewrite formats/vectors/net_*.cpk and networks.json")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from connpack.cli.common import JsonFlag, console, errors
-from connpack.report import Report, report
+from connpack.report import Report, plot, report
 
 
 def render(rep: Report) -> None:
@@ -43,10 +43,16 @@ def render(rep: Report) -> None:
 def command(
     model: Annotated[Path, typer.Argument(help="a .cpk file")],
     as_json: JsonFlag = False,
+    plot_png: Annotated[Optional[Path], typer.Option("--plot", help="also draw bits per weight per tensor beside "
+                                                     "the order-0 bound into this PNG (needs connpack[plot])")] = None,
 ):
     """Bits per tensor against the order-0 bound n·H(p); totals against float32, zstd-19 and torch.save."""
     rep = report(model)
+    if plot_png is not None:
+        plot(rep, plot_png)
     if as_json:
         console.print_json(json.dumps(rep.to_dict()))
     else:
         render(rep)
+        if plot_png is not None:
+            console.print(f"wrote {plot_png}")
