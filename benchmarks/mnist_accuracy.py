@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--verbose", action="store_true", help="print every epoch")
     args = ap.parse_args()
     rows = []
     print(f"{'run':18s} {'best test':>9s} {'target':>7s} {'changed':>8s} {'at epoch':>8s} {'epochs':>6s} {'seconds':>8s}")
@@ -39,7 +40,12 @@ def main() -> None:
         cfg = TrainConfig(method=method, variant=variant, arch="lenet300", dataset="mnist", init="signed_constant",
                           k=0.5, epochs=epochs, seed=args.seed, device=args.device)
         t0 = time.perf_counter()
-        _, metrics = train(cfg)
+        def progress(ev, name=name):
+            if ev.get("event") == "epoch_end" and args.verbose:
+                print(f"  {name} epoch {ev['epoch']}: test {ev['test_acc']:.2%} "
+                      f"changed {ev.get('flipped', ev.get('pruned', 0.0)):.2%} ({ev['seconds']:.0f} s)", flush=True)
+
+        _, metrics = train(cfg, progress=progress)
         seconds = time.perf_counter() - t0
         best = max(metrics, key=lambda m: m["test_acc"])
         changed = best.get("flipped", best.get("pruned", 0.0))

@@ -72,6 +72,9 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
     start = 0
     if resume and checkpoint is not None and checkpoint.exists():
         start = loop.load_checkpoint()
-    metrics = loop.run(start)
+    try:
+        metrics = loop.run(start)
+    finally:
+        distributed.shutdown(ctx)
     model.cpu()
     return connectivity.describe(model, spec), metrics
