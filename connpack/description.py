@@ -16,6 +16,8 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,14 +68,17 @@ class TensorCode:
             return 1.0
         return float(self.bits.mean()) if self.bits.size else 0.0
 
-    def materialize(self, generated: np.ndarray | None) -> np.ndarray:
-        """The effective float32 weight."""
+    def materialize(self, generated: np.ndarray | None, *, inplace: bool = False) -> np.ndarray:
+        """The effective float32 weight (``inplace``: computed in the float32 ``generated`` array itself)."""
         if self.kind in USES_GENERATED:
             if generated is None or generated.shape != self.shape:
                 raise SpecError(f"{self.kind} tensor needs the generated weight of shape {self.shape}")
-            if self.kind == "mask":
-                return np.where(self.bits, generated, np.float32(0)).astype(np.float32)
-            return np.where(self.bits, -generated, generated).astype(np.float32)
+            w = generated if inplace and generated.dtype == np.float32 else generated.astype(np.float32)
+            if self.kind == "mask":  # +0.0 where pruned
+                np.copyto(w, np.float32(0), where=~self.bits)
+            else:
+                np.negative(w, out=w, where=self.bits)
+            return w
         out = np.zeros(self.shape, dtype=np.float32)
         if self.kind == "ternary":
             c_neg, c_pos = (np.float32(c) for c in self.centroids)
@@ -104,9 +109,12 @@ class Description:
         self.weight_hashes = {name: rng.tensor_hash(w) for name, w in generated.items()}
 
     def verify(self, generated: dict[str, np.ndarray]) -> None:
-        for name, w in generated.items():
-            want = self.weight_hashes.get(name)
-            if want is not None and rng.tensor_hash(w) != want:
+        """Refuse (WeightHashError) a regenerated weight whose hash differs from the recorded one."""
+        todo = [(name, w) for name, w in generated.items() if name in self.weight_hashes]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as ex:  # sha256 releases the GIL
+            got = list(ex.map(lambda item: rng.tensor_hash(item[1]), todo))
+        for (name, _), h in zip(todo, got):
+            if h != self.weight_hashes[name]:
                 raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
 
     def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
@@ -114,6 +122,6 @@ class Description:
         gen = self.generated()
         if verify:
             self.verify(gen)
-        out = {name: code.materialize(gen.get(name)) for name, code in self.tensors.items()}
+        out = {name: code.materialize(gen.get(name), inplace=True) for name, code in self.tensors.items()}
         out.update(self.dense)
         return out

@@ -35,7 +35,7 @@ the exact value (n! < 2**53 here, so Python's ``1.0 / n`` and ``1.0 / math.facto
   ln u1 = ((P*s)*2 + e*LN2_LO) + e*LN2_HI with LN2_HI = 0x3FE62E42FEE00000,
   LN2_LO = 0x3DEA39EF35793C76 (fdlibm's split of ln 2; e*LN2_HI is exact).
 * angle: q = k2 >> 22 (quadrant), a = k2 mod 2**22, a' = min(a, 2**22 - a), swap = (a' != a) XOR
-  (q odd). t = a' * TWO_PI_2M24 with TWO_PI_2M24 = fl(2*pi) * 2**-24 = 0x3E7921FB54442D18,
+  (q odd). t = a' * TWO_PI_2M24 with TWO_PI_2M24 = fl(2*pi) * 2**-24 = 0x3E9921FB54442D18,
   so t in [0, pi/4]; z = t*t.
   S = F(17); for n = 15, 13, ..., 1: S = S*z + (-1)**((n-1)/2) * F(n); sin_t = S*t.
   K = F(16); for n = 14, 12, ..., 0: K = K*z + (-1)**(n/2) * F(n); cos_t = K.
@@ -408,8 +408,9 @@ def normal_f64(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) ->
 def _fused(shape, seed: int, index: int, stream: int, kind: str, post) -> np.ndarray:
     """float32 tensor whose C-order chunks are post(float64 values) rounded once.
 
-    kind "normal": post gets standard normals; kind "uniform": post gets u in [0, 1). Chunks stay in
-    cache and run on threads; the result never depends on the chunking.
+    kind "normal": post gets standard normals; kind "uniform": post gets u in [0, 1); kind "words": post
+    gets the raw uint32 words. Chunks stay in cache and run on threads; the result never depends on the
+    chunking.
     """
     n = math.prod(shape)
     out = np.empty(n, np.float32)
@@ -426,8 +427,11 @@ def _fused(shape, seed: int, index: int, stream: int, kind: str, post) -> np.nda
             else:
                 w = np.empty(m, np.uint32)
                 _words_into(w, seed, index, stream, a)
-                v = (w >> np.uint32(8)).astype(np.float64)
-                v *= 2.0**-24
+                if kind == "words":
+                    v = w
+                else:
+                    v = (w >> np.uint32(8)).astype(np.float64)
+                    v *= 2.0**-24
             out[a:b] = post(v)
 
     _parallel(n, work)
@@ -489,8 +493,11 @@ def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS
     scale, gain = float(init.scale), float(init.gain)
     if dist == "signed_constant":
         mag = (scale * gain) / math.sqrt(fan_in)
-        p = float(init.p_positive)
-        return _fused(shape, seed, index, stream, "uniform", lambda u: np.where(u < p, mag, -mag))
+        # u < p  <=>  (w >> 8) < ceil(p * 2**24) (u = (w >> 8) * 2**-24 and p * 2**24 are exact), and
+        # float32(+-mag) is the one rounding: the same values as the float64 path, without it.
+        thr = np.uint32(math.ceil(float(init.p_positive) * 2**24))
+        pos, neg = np.float32(mag), np.float32(-mag)
+        return _fused(shape, seed, index, stream, "words", lambda w: np.where((w >> np.uint32(8)) < thr, pos, neg))
     if dist in ("kaiming_normal", "xavier_normal"):
         if dist == "kaiming_normal":
             std = (scale * gain) / math.sqrt(fan_in)
@@ -537,4 +544,4 @@ def tensor_hash(arr) -> str:
     if a.dtype != np.float32:
         raise SpecError(f"tensor_hash: expected a float32 array, got {a.dtype}")
     a = np.ascontiguousarray(a, dtype="<f4")
-    return hashlib.sha256(a.tobytes()).hexdigest()[:16]
+    return hashlib.sha256(a).hexdigest()[:16]  # the array's buffer, without a copy

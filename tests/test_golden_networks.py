@@ -148,7 +148,8 @@ def test_independent_philox_and_transforms_match_connpack():
     np.testing.assert_array_equal(ir.normals(seed, index, 777), rng.normal_f64(seed, index, (777,)))
     for init, shape in [(InitSpec(), (6, 4, 3, 3)), (InitSpec(dist="kaiming_normal", scale=0.5), (9, 7)),
                         (InitSpec(dist="xavier_normal"), (5, 5)), (InitSpec(dist="kaiming_uniform", gain=1.0), (4, 9)),
-                        (InitSpec(p_positive=0.9), (3, 17))]:
+                        (InitSpec(p_positive=0.9), (3, 17)), (InitSpec(p_positive=2**-24), (64, 64)),
+                        (InitSpec(p_positive=0.5 + 2**-25), (64, 64)), (InitSpec(p_positive=1.0), (2, 5))]:
         want = rng.generate(init, seed, index, shape)
         got = ir.generate(init.to_dict(), seed, index, shape)
         assert got.dtype == np.float32 and np.array_equal(got, want), init

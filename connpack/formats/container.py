@@ -157,11 +157,12 @@ def _encode_bits(arr: np.ndarray, codec: str, zstd_level: int) -> tuple[str, byt
 def _auto_bits(arr: np.ndarray, zstd_level: int) -> tuple[str, bytes]:
     """The smallest of the payloads auto builds; ties go to the first codec in CODECS order.
 
-    raw and ans are always built. On sections of more than SMALL_SECTION packed bytes the slow candidates
-    are built only when a cheap test says they can win: golomb when its exact size (computed without
-    coding) is below the best so far, context when its estimate is within 2% of it, zstd at ``zstd_level``
-    when a zstd pass at level 3 (itself a candidate) is already below it. Deterministic: the choice
-    depends only on the bits.
+    raw and ans are always built; context whenever rows or columns differ in density (context.plan finds a
+    block model worth trying). On sections of more than SMALL_SECTION packed bytes the slow candidates are
+    built only when a cheap test says they can win: golomb when its exact size (computed without coding) is
+    below the best so far, context when its estimate is within 2% of it, zstd at ``zstd_level`` when a zstd
+    pass at level 3 (itself a candidate) is already below it. Deterministic: the choice depends only on
+    the bits.
     """
     shape = arr.shape
     small = (arr.size + 7) // 8 <= SMALL_SECTION
@@ -172,8 +173,9 @@ def _auto_bits(arr: np.ndarray, zstd_level: int) -> tuple[str, bytes]:
 
     if small or CODECS["golomb"].size(arr, shape) < best():
         got["golomb"] = CODECS["golomb"].encode(arr, shape)
-    if "context" in applicable(shape) and (small or CODECS["context"].estimate_bytes(arr, shape) < 1.02 * best()):
-        got["context"] = CODECS["context"].encode(arr, shape)
+    plan = CODECS["context"].plan(arr, shape) if "context" in applicable(shape) else []
+    if plan and (small or plan[0][0] / 8 < 1.02 * best()):
+        got["context"] = CODECS["context"].encode(arr, shape, plan=plan)
     probe = CODECS["zstd"].encode(arr, shape, level=ZSTD_PROBE_LEVEL)
     if small or len(probe) < best():
         full = CODECS["zstd"].encode(arr, shape, level=zstd_level)

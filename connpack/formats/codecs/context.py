@@ -168,18 +168,24 @@ def _fit(m8: np.ndarray, br: int, bc: int):
 
 
 def _marginal_gain(m8: np.ndarray) -> float:
-    """Best of the ideal per-row and per-column costs over the order-0 cost (1.0: no structure)."""
+    """Two-part cost of one probability per row, or per column, over the order-0 cost (>= 1: no structure).
+
+    Per row: C*H(k_i/C) + log2(C)/2 bits (the parameter's cost, Rissanen), likewise per column.
+    """
     R, C = m8.shape
 
-    def h(k, t):
+    def cost(k: np.ndarray, t: int) -> float:
         p = np.clip(k / max(t, 1), 1e-12, 1 - 1e-12)
-        return float((t * -(p * np.log2(p) + (1 - p) * np.log2(1 - p)) * ((k > 0) & (k < t))).sum())
+        h = t * -(p * np.log2(p) + (1 - p) * np.log2(1 - p)) * ((k > 0) & (k < t))
+        return float(h.sum()) + 0.5 * k.size * np.log2(max(t, 2))
 
-    total = h(np.array([m8.sum()], dtype=np.float64), R * C)
-    if total == 0:
+    ones = int(np.count_nonzero(m8))
+    total = cost(np.array([ones], dtype=np.float64), R * C)
+    if ones in (0, R * C):
         return 1.0
-    rows, cols = h(m8.sum(axis=1).astype(np.float64), C), h(m8.sum(axis=0).astype(np.float64), R)
-    return min(rows + 8.0 * R, cols + 8.0 * C) / total
+    rows = cost(m8.sum(axis=1, dtype=np.int64).astype(np.float64), C)
+    cols = cost(m8.sum(axis=0, dtype=np.int64).astype(np.float64), R)
+    return min(rows, cols) / total
 
 
 def _candidates(flat: np.ndarray, shp: tuple):
@@ -191,7 +197,7 @@ def _candidates(flat: np.ndarray, shp: tuple):
         if R * C == 0:
             continue
         m8 = v.view(np.uint8)
-        if v.size > 1 << 16 and _marginal_gain(m8) > 0.99:
+        if _marginal_gain(m8) > 0.99:
             continue  # neither rows nor columns differ in density: the order-0 coders are as good
         fits = {}
 
@@ -214,11 +220,14 @@ def _candidates(flat: np.ndarray, shp: tuple):
     return out
 
 
-def estimate_bytes(bits: np.ndarray, shape) -> float:
-    """Estimated payload bytes of the best block model (inf when no row or column structure is seen)."""
+def plan(bits: np.ndarray, shape) -> list:
+    """The fitted block models worth trying, cheapest estimate first; [] when rows and columns look alike.
+
+    Entries are (estimated payload bits, a, br, bc, b, row classes, column classes, levels); pass the list to
+    ``encode(..., plan=...)`` to code without fitting again.
+    """
     flat, shp = check_bits(bits, shape)
-    cands = _candidates(flat, shp)
-    return cands[0][0] / 8 if cands else math.inf
+    return _candidates(flat, shp) if len(shp) >= 2 else []
 
 
 # --------------------------------------------------------------------------- coding
@@ -254,8 +263,9 @@ def _encode_with(flat, shp, a, br, bc, b, rc, cc, lev) -> bytes:
     return head + put_uvarint(int(np.count_nonzero(flat))) + ans_words_to_bytes(coder.get_compressed())
 
 
-def encode(bits: np.ndarray, shape, model: tuple[int, int, int] | None = None) -> bytes:
-    """Encode with ``model`` = (split axis a, br, bc), or search and keep the smallest of the best two fits."""
+def encode(bits: np.ndarray, shape, model: tuple[int, int, int] | None = None, plan: list | None = None) -> bytes:
+    """Encode with ``model`` = (split axis a, br, bc), or search (or take ``plan``) and keep the smaller of the
+    two best fits."""
     flat, shp = check_bits(bits, shape)
     if len(shp) < 2:
         raise ShapeMismatchError("the context codec needs an array of 2 or more dimensions")
@@ -268,7 +278,7 @@ def encode(bits: np.ndarray, shape, model: tuple[int, int, int] | None = None) -
             br = bc = 0
         rc, cc, _, b, lev = _fit(v.view(np.uint8), br, bc)
         return _encode_with(flat, shp, a, br, bc, b, rc, cc, lev)
-    cands = _candidates(flat, shp)
+    cands = _candidates(flat, shp) if plan is None else plan
     if not cands:  # no structure (or an empty view): the one-block model, i.e. order 0 on the first view
         return encode(bits, shp, (1, 0, 0))
     outs = [_encode_with(flat, shp, *c[1:]) for c in cands[:2]]
