@@ -11,7 +11,7 @@ from torch import nn
 
 from connpack import api, models
 from connpack.errors import SpecError
-from connpack.layers import ConnConv2d, ConnLinear, conn_layers
+from connpack.layers import ConnConv2d, conn_layers
 from connpack.models import tv
 from connpack.specs import ModelSpec, NetworkSpec
 from connpack.trainers import TrainConfig, train
@@ -69,7 +69,7 @@ def test_registering_does_not_import_torchvision():
                                             ("imp", {"iterations": 1, "fraction": 0.5}, "values")])
 def test_trainers_pack_and_unpack_a_torchvision_model(tmp_path, method, kw, kind):
     cfg = TrainConfig(method=method, arch="torchvision:mobilenet_v2", width=0.25, dataset="synthetic-mnist",
-                      epochs=1, limit=64, batch_size=32, device="cpu", **kw)
+                      epochs=1, limit=32, batch_size=32, device="cpu", **kw)
     desc, metrics = train(cfg)
     assert desc.spec.model.arch == "torchvision:mobilenet_v2" and metrics
     assert {c.kind for c in desc.tensors.values()} == {kind}
