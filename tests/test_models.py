@@ -40,3 +40,9 @@ def test_registry_refuses_duplicates_and_unknown_names():
         register("lenet300")(lambda spec: None)
     with pytest.raises(SpecError, match="unknown architecture 'nope'"):
         models.get("nope")
+
+
+def test_lenet5_is_the_reinit_papers_60k_lenet():
+    m = models.build(NetworkSpec(model=ModelSpec("lenet5", bias=True)))
+    assert sum(p.numel() for p in m.parameters()) == 60074  # Paganini & Forde Table 1: "60" thousand
+    assert [tuple(layer.weight.shape) for _, layer in conn_layers(m)][:2] == [(6, 1, 3, 3), (16, 6, 3, 3)]

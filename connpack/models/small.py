@@ -89,3 +89,25 @@ def convnet(spec: ModelSpec, blocks: tuple[int, ...], fc: tuple[int, ...] = (256
 
 for _name, _blocks in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items():
     register(_name)(lambda spec, _b=_blocks: convnet(spec, _b))
+
+
+@register("lenet5")
+def lenet5(spec: ModelSpec) -> nn.Module:
+    """The convolutional LeNet of the reinitialization paper (Paganini & Forde; ~60k weights on MNIST):
+    conv 3x3 6, pool, conv 3x3 16, pool (no padding), fc 120-84-classes. ``width`` scales every layer."""
+    c, h, w = spec.in_shape
+    layers: list[nn.Module] = []
+    for n in (6, 16):
+        n = _w(n, spec.width)
+        if h < 4 or w < 4:
+            raise SpecError(f"input {spec.in_shape} is too small for lenet5 (architecture does not fit the data)")
+        layers += [ConnConv2d(c, n, 3, padding=0, bias=spec.bias), *_bn2d(spec, n), nn.ReLU(), nn.MaxPool2d(2)]
+        c, h, w = n, (h - 2) // 2, (w - 2) // 2
+    layers.append(nn.Flatten())
+    n_in = c * h * w
+    for n in (120, 84):
+        n = _w(n, spec.width)
+        layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
+        n_in = n
+    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
+    return named(layers)
