@@ -58,7 +58,7 @@ def to_container(desc: Description, values: str = "float32") -> formats.Containe
             arrays[f"{name}:v"] = _cast_values(code.values, values)
         meta_t[name] = entry
     for name, v in desc.dense.items():
-        arrays[name] = np.ascontiguousarray(v)
+        arrays[name] = np.asarray(v, order="C")  # keeps 0-d tensors 0-d
     meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
     return formats.Container(meta=meta, arrays=arrays)
 

@@ -44,7 +44,7 @@ def save(path: str | Path, desc: Description, metrics: list[dict] | None = None)
         "spec": desc.spec.to_json(),
         "kinds": json.dumps(kinds),
         "tensors": tensors,
-        "dense": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in desc.dense.items()},
+        "dense": {k: torch.from_numpy(np.asarray(v, order="C")) for k, v in desc.dense.items()},
         "metrics": json.dumps(metrics or []),
     }
     with atomic.atomic_path(path) as tmp:

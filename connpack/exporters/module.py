@@ -11,7 +11,7 @@ from connpack.errors import ShapeMismatchError
 
 
 def state_dict(desc: Description, verify: bool = True) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in desc.state_dict(verify=verify).items()}
+    return {k: torch.from_numpy(np.asarray(v, order="C")) for k, v in desc.state_dict(verify=verify).items()}
 
 
 def to_module(desc: Description, verify: bool = True) -> nn.Module:
