@@ -11,7 +11,7 @@ import torch
 from connpack import runfile
 from connpack.trainers import TrainConfig, train
 
-ARGS = dict(method="flip", variant="minimal", dataset="synthetic-mnist", epochs=5, limit=1000, batch_size=10,
+ARGS = dict(method="flip", variant="minimal", dataset="synthetic-mnist", epochs=3, limit=600, batch_size=10,
             device="cpu")
 
 
