@@ -1,5 +1,6 @@
-"""Long fuzz run of the .cpk reader: mutated, truncated, extended, bit-flipped and spliced valid files, half of
-them with every checksum recomputed so that mutations reach the codecs. Every failure must be a FormatError.
+"""Long fuzz run of the .cpk reader: mutated, truncated, extended, bit-flipped and spliced valid files (containers
+and the golden networks, whose metadata is mutated too), half of them with every checksum recomputed so that
+mutations reach the codecs and the network layer. Every failure must be a FormatError.
 
     .venv/bin/python benchmarks/fuzz_cpk.py [--cases 100000] [--workers 2] [--timeout 2.0] [--seed 0]
 
@@ -17,12 +18,14 @@ import sys
 import time
 import traceback
 import zlib
+from pathlib import Path
 
 import numpy as np
 
 from connpack.errors import ConnpackError, FormatError
 from connpack.formats import MAGIC, Container, decode, encode
 from connpack.formats import container as C
+from connpack.pack import from_container
 
 
 class Hang(Exception):
@@ -41,7 +44,35 @@ def seeds() -> list[bytes]:
                   "c": rng.random((16, 40)) < rng.beta(0.5, 0.5, (16, 1)), "d": np.arange(5, dtype=np.float32),
                   "e": np.zeros(40, dtype=np.float16), "z": np.ones(9, dtype=bool)}
         out.append(encode(Container({"k": [1, 2.5, "x"], "pad": "y" * 40}, arrays), codec=codec))
+    vectors = Path(__file__).resolve().parents[1] / "formats" / "vectors"
+    out += [f.read_bytes() for f in sorted(vectors.glob("net_*.cpk"))]  # networks: the meta layer too
     return out
+
+
+def mutate_meta(rng: np.random.Generator, base: bytes) -> bytes:
+    """Change one value of the metadata (network seeds: spec, tensor entries) and re-encode the header."""
+    try:
+        meta, table, start = C._parse_header(base)
+    except ConnpackError:
+        return base
+    path, node = [], meta
+    while isinstance(node, (dict, list)) and node and rng.random() < 0.8:
+        key = list(node)[int(rng.integers(0, len(node)))] if isinstance(node, dict) else int(rng.integers(0, len(node)))
+        path.append((node, key))
+        node = node[key]
+    if not path:
+        return base
+    parent, key = path[-1]
+    choice = int(rng.integers(0, 6))
+    if choice == 0 and isinstance(parent, dict):
+        del parent[key]
+    elif choice == 1 and isinstance(parent, dict):
+        parent["x" + str(int(rng.integers(0, 3)))] = 1
+    else:
+        parent[key] = [None, True, -1, 0, 1, 2**31, 2**64, 1.5e308, -0.0, "", "fc1.weight", "mask", [], {}][
+            int(rng.integers(0, 14))]
+    hb = C._canonical({"m": meta, "s": table})
+    return struct.pack("<4sHII", MAGIC, 1, len(hb), zlib.crc32(hb)) + hb + base[start:]
 
 
 def fix_crcs(data: bytes) -> bytes:
@@ -96,6 +127,8 @@ def mutate_section(rng: np.random.Generator, base: bytes) -> bytes:
 
 
 def mutate(rng: np.random.Generator, base: bytes, pool: list[bytes]) -> bytes:
+    if rng.random() < 0.15:
+        return mutate_meta(rng, base)
     if rng.random() < 0.4:
         return mutate_section(rng, base)
     buf = bytearray(base)
@@ -142,7 +175,9 @@ def worker(args):
         t = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            decode(data)
+            c = decode(data)
+            if "spec" in c.meta:  # a network: its meta layer must refuse with a FormatError too
+                from_container(c)
             name = "ok"
         except Hang:
             hangs += 1

@@ -103,3 +103,14 @@ def test_context_beats_order0_on_row_structure():
     bits = rng.random((300, 784)) < rng.beta(0.5, 0.5, size=(300, 1))
     bound = entropy_bits(bits.size, int(bits.sum())) / 8
     assert len(context.encode(bits, bits.shape)) < 0.9 * bound
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bits=bit_arrays())
+def test_golomb_size_and_lower_bound(bits):
+    """The writer's auto choice skips golomb by these two numbers: they must be exact / a true lower bound."""
+    from connpack.formats.codecs import golomb
+
+    size = golomb.size(bits, bits.shape)
+    assert size == len(golomb.encode(bits, bits.shape))
+    assert golomb.lower_bound(bits, bits.shape) <= size

@@ -50,6 +50,25 @@ def size(bits: np.ndarray, shape) -> int:
     return 2 + len(put_uvarint(m)) + (m * k + 7) // 8 + (unary + 7) // 8
 
 
+def lower_bound(bits: np.ndarray, shape) -> float:
+    """A lower bound on ``size(bits, shape)`` in bytes from two counts (no run lengths needed).
+
+    With m minority symbols and T = sum of the runs (majority symbols before the last minority one), the code
+    costs m(1+k) + sum floor(r_i / 2^k) >= m(1+k) + T/2^k - m(1 - 2^-k) bits for parameter k.
+    """
+    flat, _ = check_bits(bits, shape)
+    n = flat.size
+    ones = int(np.count_nonzero(flat))
+    invert = ones * 2 > n
+    m = n - ones if invert else ones
+    if m == 0:
+        return 3.0
+    last = n - 1 - int(np.argmax(flat[::-1] != invert))  # index of the last minority symbol
+    t = last + 1 - m
+    k = np.arange(MAX_K + 1, dtype=np.float64)
+    return 3.0 + float(np.min(m * (1 + k) + np.maximum(0.0, t / 2.0**k - m * (1 - 2.0**-k)))) / 8
+
+
 def encode(bits: np.ndarray, shape, k: int | None = None) -> bytes:
     flat, shp = check_bits(bits, shape)
     invert, runs = _runs(flat)
