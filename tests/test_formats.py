@@ -458,3 +458,23 @@ def test_read_errors(tmp_path):
     (tmp_path / "bad.cpk").write_bytes(b"hello world, not a cpk")
     with pytest.raises(E.BadMagicError):
         read(tmp_path / "bad.cpk")
+
+
+def test_ans_known_answers():
+    """cpk.md 4's known answers, for connpack's tables and coder and for the independent reader's."""
+    import constriction
+
+    from connpack.formats._util import byte_freqs, entropy_model, quantise
+    from tests import independent_reader as ir
+
+    for freqs in (byte_freqs, ir._byte_freqs):
+        f = list(freqs(9000))
+        assert (f[0], f[1], f[255], sum(f)) == (5146215, 819204, 3, 2**24)
+        assert tuple(freqs(1)[i] for i in (0, 1, 255)) == (16774921, 256, 1)
+    assert list(quantise([3, 0, 1], 4)) == ir._quantise([3, 0, 1], 4) == [12582911, 1, 4194304]
+    stream = bytes.fromhex("94140CDF82BCA23C")
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(np.array([0, 1, 255, 7, 128, 0], dtype=np.int32), entropy_model(byte_freqs(9000)))
+    assert np.asarray(coder.get_compressed(), dtype="<u4").tobytes() == stream
+    c = ir._Ans(stream)
+    assert list(c.decode(ir._byte_freqs(9000), 6)) == [0, 1, 255, 7, 128, 0] and c.empty()
