@@ -12,7 +12,7 @@ from connpack.errors import SpecError
 from connpack.layers import ConnLinear, conn_layers
 from connpack.models.registry import _REGISTRY, register
 from connpack.trainers import TrainConfig, network_spec, train
-from connpack.trainers.config import PAPER_LR, parse_init
+from connpack.trainers.config import PAPER_LR
 
 SMALL = dict(epochs=1, device="cpu", limit=50)
 ARCHS = {"lenet300": ("synthetic-mnist", 1.0), "conv2": ("synthetic-cifar", 0.125),
