@@ -1,20 +1,34 @@
-"""Each reproduction script runs end to end at its smallest setting and writes JSON + PNG."""
+"""Each reproduction script runs end to end at its smallest setting and writes JSON + PNG with accuracies and
+description lengths."""
 import importlib
 import json
 
 import pytest
 
-SCRIPTS = ["ivan_florian_table1", "ivan_florian_fig4"]
+
+def _runs(name, results):
+    """The trained networks' rows of each script's JSON, as (accuracy, bytes, ratio to float32)."""
+    if name in ("ivan_florian_table1", "ivan_florian_fig4"):
+        return [(e["runs"][0]["best_test_acc"], e["runs"][0]["cpk_bytes"], e["runs"][0]["ratio_float32"])
+                for e in results.values()]
+    if name == "edgepopup_fig3":
+        return [(e["runs"][0]["best_test_acc"], e["runs"][0]["cpk_bytes"], e["runs"][0]["ratio_float32"])
+                for by_k in results.values() for e in by_k.values()]
+    if name == "asni_table2":
+        return [(e["accuracy"]["A"], e["sizes"]["init"]["bytes"], e["sizes"]["init"]["ratio_float32"])
+                for e in results.values()]
+    return [(e["accuracy"][-1], e["ticket_bytes"], e["ticket_ratio_float32"]) for e in results.values()]
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", ["ivan_florian_table1", "ivan_florian_fig4", "asni_table2", "imp_table2",
+                                  "edgepopup_fig3"])
 def test_reproduction_script_smoke(tmp_path, name):
     mod = importlib.import_module(f"benchmarks.reproduce.{name}")
     results = mod.main(["--smoke", "--out", str(tmp_path), "--device", "cpu"])
     payload = json.loads((tmp_path / f"{name}_smoke.json").read_text())
     assert (tmp_path / f"{name}_smoke.png").stat().st_size > 1000
     assert payload["results"].keys() == results.keys() and results
-    for entry in payload["results"].values():
-        run = entry["runs"][0]
-        assert 0.0 <= run["best_test_acc"] <= 1.0
-        assert run["cpk_bytes"] > 0 and run["ratio_float32"] > 1.0
+    rows = _runs(name, payload["results"])
+    assert rows
+    for acc, size, ratio in rows:
+        assert 0.0 <= acc <= 1.0 and size > 0 and ratio > 1.0
