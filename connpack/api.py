@@ -3,7 +3,6 @@
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from torch import nn
@@ -86,34 +85,17 @@ def load(path: PathLike) -> nn.Module:
     return to_module(load_description(path))
 
 
-# kind -> (module in connpack.exporters, function of (module, Description) -> onnx.ModelProto); same kinds as
-# `connpack unpack --kind`
-ONNX_KINDS = {
-    "dense": ("onnx_dense", lambda m, desc: m.to_onnx(desc)),
-    "compact": ("compact", lambda m, desc: m.compact_onnx(desc)[0]),
-    "sparse-init": ("onnx_sparse", lambda m, desc: m.to_onnx(desc, compact=False)),
-    "sparse": ("onnx_sparse", lambda m, desc: m.to_onnx(desc, compact=True)),
-    "self-decoding": ("onnx_selfdecoding", lambda m, desc: m.to_onnx(desc)),
-}
-
-
 def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
     """Export a .cpk / model.pt network to ONNX (written atomically); returns the file size in bytes.
 
     kind: dense (the materialised network), compact (dead units removed), sparse-init (COO initialisers),
-    sparse (compact + COO), self-decoding (packed bits decoded in the graph) — see ``connpack unpack --help``.
+    sparse (compact + COO), self-decoding (packed bits decoded in the graph) — see connpack.exporters.
     """
-    from connpack import atomic
+    from connpack import atomic, exporters
 
-    if kind not in ONNX_KINDS:
-        raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(ONNX_KINDS)})")
-    module_name, make = ONNX_KINDS[kind]
-    try:
-        module = importlib.import_module(f"connpack.exporters.{module_name}")
-    except ModuleNotFoundError:
-        raise SpecError(f"ONNX export kind '{kind}' is not available in this installation") from None
-    desc = load_description(path)
-    return atomic.write_bytes(out, make(module, desc).SerializeToString())
+    if kind not in exporters.KINDS:
+        raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(exporters.KINDS)})")
+    return atomic.write_bytes(out, exporters.to_onnx(load_description(path), kind).SerializeToString())
 
 
 def report(path: PathLike):

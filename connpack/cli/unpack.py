@@ -6,38 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack import atomic
+from connpack import atomic, exporters
 from connpack.cli.common import console, errors, fail
 from connpack.pack import unpack
-
-
-
-def _dense(desc):
-    from connpack.exporters import onnx_dense
-
-    return onnx_dense.to_onnx(desc)
-
-
-def _compact(desc):
-    from connpack.exporters import compact
-
-    return compact.compact_onnx(desc)[0]
-
-
-def _sparse(desc, compact=True):
-    from connpack.exporters import onnx_sparse
-
-    return onnx_sparse.to_onnx(desc, compact=compact)
-
-
-def _selfdecoding(desc):
-    from connpack.exporters import onnx_selfdecoding
-
-    return onnx_selfdecoding.to_onnx(desc)
-
-
-ONNX_KINDS = {"dense": _dense, "compact": _compact, "sparse-init": lambda d: _sparse(d, compact=False),
-              "sparse": _sparse, "self-decoding": _selfdecoding}
 
 
 @errors
@@ -54,11 +25,11 @@ def command(
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
     if onnx is None and pt is None:
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
-    if kind not in ONNX_KINDS:
-        fail(f"unknown --kind '{kind}' (choose from {', '.join(ONNX_KINDS)})", 2)
+    if kind not in exporters.KINDS:
+        fail(f"unknown --kind '{kind}' (choose from {', '.join(exporters.KINDS)})", 2)
     desc = unpack(model)
     if onnx is not None:
-        size = atomic.write_bytes(onnx, ONNX_KINDS[kind](desc).SerializeToString())
+        size = atomic.write_bytes(onnx, exporters.to_onnx(desc, kind).SerializeToString())
         console.print(f"wrote {onnx}  ({size:,} bytes, {kind} ONNX)")
     if pt is not None:
         import torch
