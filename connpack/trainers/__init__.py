@@ -4,7 +4,6 @@ One module per family of methods; ``loop`` is the shared training loop.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -12,7 +11,7 @@ import torch
 from connpack import data, distributed, models
 from connpack.description import Description
 from connpack.errors import SpecError
-from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
+from connpack.specs import ModelSpec, NetworkSpec, RngSpec
 from connpack.trainers import connectivity
 from connpack.trainers.config import TrainConfig
 from connpack.trainers.loop import Loop, Progress, build_optimizer, build_scheduler, resolve_device
