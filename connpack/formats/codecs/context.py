@@ -46,6 +46,7 @@ B_CHOICES = (3, 4, 5, 6, 7, 8)
 MAX_CLASS_BITS = 6
 CLASS_GRID = (0, 2, 4, 6)  # log2 of the classes per side the encoder tries
 ITERATIONS = 6  # co-clustering rounds
+MIN_SIDE = 4  # views with fewer rows or columns are not searched
 
 
 def level_table(b: int) -> np.ndarray:
@@ -167,25 +168,24 @@ def _fit(m8: np.ndarray, br: int, bc: int):
     return best
 
 
+def _enumerative_bits(k: np.ndarray, t: int) -> float:
+    """Bits of coding each of len(k) groups of t bits by its count (log2(t+1)) and its index among the
+    C(t, count) arrangements: an achievable code, so a fair test of whether per-group densities pay."""
+    log2_fact = np.concatenate(([0.0], np.cumsum(np.log2(np.arange(1, t + 1, dtype=np.float64)))))
+    return float((log2_fact[t] - log2_fact[k] - log2_fact[t - k]).sum()) + k.size * np.log2(t + 1)
+
+
 def _marginal_gain(m8: np.ndarray) -> float:
-    """Two-part cost of one probability per row, or per column, over the order-0 cost (>= 1: no structure).
-
-    Per row: C*H(k_i/C) + log2(C)/2 bits (the parameter's cost, Rissanen), likewise per column.
-    """
+    """Cost of one density per row, or per column (enumerative code), over the order-0 cost (>= 1: none pays)."""
     R, C = m8.shape
-
-    def cost(k: np.ndarray, t: int) -> float:
-        p = np.clip(k / max(t, 1), 1e-12, 1 - 1e-12)
-        h = t * -(p * np.log2(p) + (1 - p) * np.log2(1 - p)) * ((k > 0) & (k < t))
-        return float(h.sum()) + 0.5 * k.size * np.log2(max(t, 2))
-
     ones = int(np.count_nonzero(m8))
-    total = cost(np.array([ones], dtype=np.float64), R * C)
     if ones in (0, R * C):
         return 1.0
-    rows = cost(m8.sum(axis=1, dtype=np.int64).astype(np.float64), C)
-    cols = cost(m8.sum(axis=0, dtype=np.int64).astype(np.float64), R)
-    return min(rows, cols) / total
+    p = ones / (R * C)
+    order0 = R * C * -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    rows = _enumerative_bits(m8.sum(axis=1, dtype=np.int64), C)
+    cols = _enumerative_bits(m8.sum(axis=0, dtype=np.int64), R)
+    return min(rows, cols) / order0
 
 
 def _candidates(flat: np.ndarray, shp: tuple):
@@ -194,8 +194,8 @@ def _candidates(flat: np.ndarray, shp: tuple):
     for a in range(1, len(shp)):
         v = _view(flat, shp, a)
         R, C = v.shape
-        if R * C == 0:
-            continue
+        if min(R, C) < MIN_SIDE:
+            continue  # too few rows or columns for classes to pay
         m8 = v.view(np.uint8)
         if _marginal_gain(m8) > 0.99:
             continue  # neither rows nor columns differ in density: the order-0 coders are as good
