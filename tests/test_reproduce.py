@@ -20,11 +20,21 @@ def _runs(name, results):
     return [(e["accuracy"][-1], e["ticket_bytes"], e["ticket_ratio_float32"]) for e in results.values()]
 
 
-@pytest.mark.parametrize("name", ["ivan_florian_table1", "ivan_florian_fig4", "asni_table2", "imp_table2",
-                                  "edgepopup_fig3"])
-def test_reproduction_script_smoke(tmp_path, name):
-    mod = importlib.import_module(f"benchmarks.reproduce.{name}")
-    results = mod.main(["--smoke", "--out", str(tmp_path), "--device", "cpu"])
+NAMES = ["ivan_florian_table1", "ivan_florian_fig4", "asni_table2", "imp_table2", "edgepopup_fig3"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Each script run once at its smallest setting; name -> (returned results, output folder)."""
+    out = tmp_path_factory.mktemp("smoke")
+    return {name: importlib.import_module(f"benchmarks.reproduce.{name}").main(
+        ["--smoke", "--out", str(out), "--device", "cpu"]) for name in NAMES}, out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reproduction_script_smoke(smoke, name):
+    all_results, tmp_path = smoke
+    results = all_results[name]
     payload = json.loads((tmp_path / f"{name}_smoke.json").read_text())
     assert (tmp_path / f"{name}_smoke.png").stat().st_size > 1000
     assert payload["results"].keys() == results.keys() and results
@@ -32,3 +42,16 @@ def test_reproduction_script_smoke(tmp_path, name):
     assert rows
     for acc, size, ratio in rows:
         assert 0.0 <= acc <= 1.0 and size > 0 and ratio > 1.0
+
+
+def test_results_page_renders_every_section(smoke, tmp_path):
+    from benchmarks.reproduce import results_page
+
+    assert [n for n, _ in results_page.SECTIONS] == NAMES
+    for name in NAMES:
+        (tmp_path / f"{name}.json").write_text((smoke[1] / f"{name}_smoke.json").read_text())
+    page = results_page.render(tmp_path)
+    assert "Not run" not in page
+    for title in ("Table 1", "Fig. 4", "ASNI", "IMP", "edge-popup"):
+        assert title in page
+    assert "| free flipping | 98.14 |" in page
