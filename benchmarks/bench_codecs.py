@@ -30,7 +30,8 @@ def timed(f, *a, repeat=3):
 
 def real_masks(path: str) -> bool:
     """Every bit tensor of a trained model.pt: order-0 bound vs every codec. An IMP mask must reach 0.9x."""
-    from connpack import runfile
+    from connpack import rng, runfile
+    from connpack.pack import MAGNITUDE_INITS, magnitude_order
 
     desc, _ = runfile.load(path)
     print(f"\nreal masks: {path} ({desc.spec.method}, {desc.spec.model.arch})")
@@ -41,6 +42,11 @@ def real_masks(path: str) -> bool:
         bits = code.bits
         bound = entropy_bits(bits.size, int(bits.sum())) / 8
         sizes = {c: len(CODECS[c].encode(bits, bits.shape)) for c in applicable(bits.shape)}
+        index = list(desc.tensors).index(name)
+        if desc.spec.init_for(name).dist in MAGNITUDE_INITS:  # the packer may store the bits in |G| order
+            g = rng.generate(desc.spec.init_for(name), desc.spec.rng.seed, index, bits.shape)
+            ordered = bits.ravel()[magnitude_order(g)].reshape(bits.shape)
+            sizes["|G| order"] = min(len(CODECS[c].encode(ordered, bits.shape)) for c in applicable(bits.shape))
         bc = min(sizes, key=sizes.get)
         tot_bound += bound
         tot_best += sizes[bc]

@@ -36,7 +36,26 @@ def _cast_values(v: np.ndarray, dtype: str) -> np.ndarray:
     return v.astype(dtype)
 
 
-def to_container(desc: Description, values: str = "float32") -> formats.Container:
+MAGNITUDE_INITS = ("kaiming_normal", "xavier_normal", "kaiming_uniform")  # |G| differs between weights
+
+
+def magnitude_order(g: np.ndarray) -> np.ndarray:
+    """The "g" order of a tensor's elements (cpk.md 7.2): stable sort by key = (float32 bits of |G|) >> 16,
+    i.e. by |G| at 1/128-octave resolution, ties in C order. Exact integers, so every reader finds it; a
+    radix sort, so it is linear in the size."""
+    key = (np.abs(np.asarray(g, dtype=np.float32)).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    return np.argsort(key.ravel(), kind="stable")
+
+
+def _generated(desc: Description, name: str, index: int) -> np.ndarray:
+    return rng.generate(desc.spec.init_for(name), desc.spec.rng.seed, index, desc.tensors[name].shape)
+
+
+def to_container(desc: Description, values: str = "float32", codec: str = "auto") -> formats.Container:
+    """The container of ``desc`` (cpk.md 7). A bit section over a weight drawn with varying magnitudes is
+    stored in the |G| order (entry "o": "g") when that codes smaller with ``codec``: magnitude pruning
+    rewound to the initial weights (IMP, ASNI) keeps mostly the weights that were large at init, so in that
+    order the mask's density rises steadily and the context codec's row classes capture it."""
     meta_t: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
     missing = [n for n, c in desc.tensors.items() if c.kind in USES_GENERATED and n not in desc.weight_hashes]
@@ -51,6 +70,10 @@ def to_container(desc: Description, values: str = "float32") -> formats.Containe
             arrays[name] = code.values.astype(np.float32)
         else:
             arrays[name] = code.bits
+            if desc.spec.init_for(name).dist in MAGNITUDE_INITS and code.bits.size > 1:
+                ordered = code.bits.ravel()[magnitude_order(_generated(desc, name, index))].reshape(code.shape)
+                if formats.coded_size(ordered, codec) < formats.coded_size(code.bits, codec):
+                    arrays[name], entry["o"] = ordered, "g"
         if code.kind == "ternary":
             arrays[f"{name}:s"] = code.signs
             entry["c"] = [float(np.float32(c)) for c in code.centroids]
@@ -64,7 +87,7 @@ def to_container(desc: Description, values: str = "float32") -> formats.Containe
 
 
 META_KEYS = ("spec", "t")
-ENTRY_KEYS = ("c", "h", "i", "k")
+ENTRY_KEYS = ("c", "h", "i", "k", "o")
 SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec}
 
 
@@ -120,6 +143,8 @@ def _entries(meta) -> list[tuple[str, dict]]:
         if cen is not None and not (isinstance(cen, list) and len(cen) == 2 and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in cen)):
             raise FormatError(f"tensor {name!r}: centroids {cen!r:.60} are not two numbers")
+        if "o" in e and (e["o"] != "g" or kind == "dense"):
+            raise FormatError(f"tensor {name!r}: order {e['o']!r:.20} invalid (\"g\", on bit sections only)")
         out.append((name, e))
     out.sort(key=lambda ne: ne[1]["i"])
     if [e["i"] for _, e in out] != list(range(len(out))):
@@ -154,6 +179,11 @@ def from_container(c: formats.Container) -> Description:
                 tensors[name] = TensorCode("dense", main.shape, values=main.astype(np.float32))
                 continue
             main = _section(c, name, "b")
+            if entry.get("o") == "g":  # stored in |G| order: put every bit back at its position
+                g = rng.generate(spec.init_for(name), spec.rng.seed, entry["i"], main.shape)
+                flat = np.empty(main.size, dtype=bool)
+                flat[magnitude_order(g)] = main.ravel()
+                main = flat.reshape(main.shape)
             kept = (int(np.count_nonzero(main)),)
             kw = {}
             if kind == "ternary":
@@ -223,7 +253,7 @@ def check_architecture(desc: Description) -> None:
 
 def pack(desc: Description, path: str | Path, codec: str = "auto", values: str = "float32") -> int:
     """Write ``desc`` as a .cpk file atomically; returns the file size in bytes."""
-    return formats.write(path, to_container(desc, values), codec=codec)
+    return formats.write(path, to_container(desc, values, codec), codec=codec)
 
 
 def unpack(path: str | Path, *, check: bool = True) -> Description:

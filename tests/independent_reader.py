@@ -340,6 +340,12 @@ def read_network(data: bytes):
     for name, e in sorted(meta["t"].items(), key=lambda kv: kv[1]["i"]):
         kind, main = e["k"], arrays[name]
         used.add(name)
+        if e.get("o") == "g":  # bits stored in the order of |G| (key: float32 bits of |G| >> 16, stable)
+            init = {**spec.get("init", {}), **spec.get("inits", {}).get(name, {})}
+            key = np.abs(generate(init, seed, e["i"], main.shape)).view(np.uint32).ravel() >> 16
+            flat = np.empty(main.size, dtype=bool)
+            flat[np.argsort(key, kind="stable")] = main.ravel()
+            main = flat.reshape(main.shape)
         if kind in ("mask", "flip"):
             init = {**spec.get("init", {}), **spec.get("inits", {}).get(name, {})}
             g = generate(init, seed, e["i"], main.shape)

@@ -71,6 +71,15 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
         dense[n.replace("weight", "bias")] = np.linspace(-0.5, 0.5, s[0], dtype=np.float32)
     spec = NetworkSpec(model=_model(bias=True), method="imp")
     out["values"] = (Description(spec, tensors, dense), "float16")
+    # imp (magnitude pruning rewound to the init): values over kaiming-normal weights; the mask keeps mostly the
+    # largest |G|, so the writer stores it in |G| order ("o": "g")
+    spec = NetworkSpec(model=_model(), rng=RngSpec(seed=3), init=InitSpec(dist="kaiming_normal"), method="imp")
+    tensors = {}
+    for i, (n, s) in enumerate(SHAPES.items()):
+        a = np.abs(rng.generate(spec.init_for(n), 3, i, s))
+        bits = (a >= np.sort(a.ravel())[a.size * 7 // 10]) ^ _pattern(s, 1, 3, 11)  # top 30% by |G|, ~9% flipped
+        tensors[n] = TensorCode("values", s, bits=bits, values=(np.arange(int(bits.sum()), dtype=np.float32) % 7 - 3) / 4)
+    out["imp"] = (Description(spec, tensors), "float32")
     # dense fallback (baseline training) with affine batch norm
     tensors = {n: TensorCode("dense", s, values=(np.arange(np.prod(s), dtype=np.float32).reshape(s) % 17 - 8) / 32)
                for n, s in SHAPES.items()}
@@ -133,6 +142,8 @@ def test_every_representation_is_covered(manifest):
         meta = formats.read(VECTORS / fname).meta
         kinds |= {e["k"] for e in meta["t"].values()}
     assert kinds == {"mask", "flip", "ternary", "values", "dense"}
+    orders = {e.get("o") for e in formats.read(VECTORS / "net_imp.cpk").meta["t"].values()}
+    assert "g" in orders  # a section stored in |G| order
 
 
 def test_independent_reader_rebuilds_the_same_tensors(manifest):
@@ -212,6 +223,7 @@ BAD_META = {
     "no hash": (lambda m: m["t"]["fc1.weight"].pop("h"), E.FormatError),
     "bad hash": (lambda m: m["t"]["fc1.weight"].update(h="XYZ"), E.FormatError),
     "centroids on flip": (lambda m: m["t"]["fc1.weight"].update(c=[1, 2]), E.FormatError),
+    "unknown order": (lambda m: m["t"]["fc1.weight"].update(o="h"), E.FormatError),
 }
 
 
@@ -278,6 +290,28 @@ def test_network_errors_through_the_cli(runner, tmp_path, make, needle):
     _one_line_error(r, E.FormatError.exit_code)
     assert needle in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.cpk"]  # no output, no temp file
+
+
+def test_magnitude_order_pays_on_imp_like_masks(tmp_path):
+    """Masks that keep the weights large at init are stored in |G| order, at well under the order-0 bound."""
+    spec = NetworkSpec(model=ModelSpec(arch="lenet300"), init=InitSpec(dist="kaiming_normal"), method="imp")
+    tensors = {}
+    for i, (n, s) in enumerate({"fc1.weight": (300, 784), "fc2.weight": (100, 300), "fc3.weight": (10, 100)}.items()):
+        a = np.abs(rng.generate(spec.init_for(n), 0, i, s))
+        noise = rng.uniform(0, i, s, stream=rng.STREAM_DATA) < 0.05
+        bits = (a >= np.sort(a.ravel())[a.size * 9 // 10]) ^ noise
+        tensors[n] = TensorCode("values", s, bits=bits, values=np.ones(int(bits.sum()), np.float32))
+    desc = Description(spec, tensors)
+    pack(desc, tmp_path / "m.cpk")
+    meta = formats.read(tmp_path / "m.cpk").meta
+    assert meta["t"]["fc1.weight"]["o"] == "g"
+    info = {i.name: i for i in formats.inspect_sections((tmp_path / "m.cpk").read_bytes())}
+    fc1 = info["fc1.weight"]
+    assert fc1.coded_bytes * 8 < 0.75 * fc1.bound_bits  # the bound of the bits in either order
+    back = unpack(tmp_path / "m.cpk")
+    assert all(np.array_equal(back.tensors[n].bits, c.bits) for n, c in tensors.items())
+    assert all(np.array_equal(v, ir.read_network((tmp_path / "m.cpk").read_bytes())[k])
+               for k, v in back.state_dict().items())
 
 
 def test_pack_records_missing_hashes(tmp_path):

@@ -186,6 +186,13 @@ def _auto_bits(arr: np.ndarray, zstd_level: int) -> tuple[str, bytes]:
     return name, got[name]
 
 
+def coded_size(bits: np.ndarray, codec: str = "auto", zstd_level: int = 19) -> int:
+    """Bytes of the payload ``encode`` would write for the bool array ``bits`` with ``codec``."""
+    if codec != "auto" and codec not in CODECS:
+        raise UnknownCodecNameError(f"unknown codec {codec!r}; known: auto, {', '.join(CODECS)}")
+    return len(_encode_bits(np.require(np.asarray(bits, dtype=bool), requirements="C"), codec, zstd_level)[1])
+
+
 def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
     """Serialise a Container to .cpk bytes; the same content gives the same bytes whatever the dict order.
 
