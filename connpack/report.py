@@ -32,7 +32,7 @@ class TensorRow:
     shape: tuple
     elements: int
     fraction: float | None   # density of ones (kept / flipped), None for non-bit sections
-    codec: str
+    codec: str          # the section's codec; "/g" appended when stored in |G| order (cpk.md 7.2)
     bits: int
     bound_bits: float | None
 
@@ -105,7 +105,8 @@ def report(path: str | Path) -> Report:
         is_bits = s.ones is not None
         rows.append(TensorRow(
             name=s.name, kind=_kind(meta_t, s.name), shape=tuple(s.shape), elements=n,
-            fraction=(s.ones / n if n else 0.0) if is_bits else None, codec=s.codec, bits=8 * s.coded_bytes,
+            fraction=(s.ones / n if n else 0.0) if is_bits else None, bits=8 * s.coded_bytes,
+            codec=s.codec + ("/g" if meta_t.get(s.name, {}).get("o") == "g" else ""),  # stored in |G| order
             bound_bits=s.bound_bits if is_bits else None,
         ))
     sd = state_dict(desc)
