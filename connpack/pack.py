@@ -1,7 +1,8 @@
 """Description <-> .cpk container (connpack.formats). The network-level layer of the file format.
 
 meta = {"spec": NetworkSpec.compact_dict(),
-        "t": {name: {"i": tensor index, "k": kind, "h": weight hash (mask/flip), "c": [c_neg, c_pos] (ternary)}}}
+        "t": {name: {"i": tensor index, "k": kind, "h": weight hash (mask/flip), "c": [c_neg, c_pos] (ternary),
+                     "o": "g" (bits stored in the order of |generated weight|, when that codes smaller)}}}
 arrays:  <name>          bool bits (mask or flip bits) or, for dense tensors, the values
          <name>:s        ternary: sign bits of the kept weights (True = positive)
          <name>:v        values: the kept values (float32, float16 or bfloat16)
