@@ -17,7 +17,7 @@ import numpy as np
 
 from connpack import data
 from connpack.exporters.module import to_module
-from connpack.pack import pack, unpack
+from connpack.packing import pack, unpack
 from connpack.trainers import TrainConfig, asni
 
 

@@ -31,7 +31,7 @@ def timed(f, *a, repeat=3):
 def real_masks(path: str) -> bool:
     """Every bit tensor of a trained model.pt: order-0 bound vs every codec. An IMP mask must reach 0.9x."""
     from connpack import rng, runfile
-    from connpack.pack import MAGNITUDE_INITS, magnitude_order
+    from connpack.packing import MAGNITUDE_INITS, magnitude_order
 
     desc, _ = runfile.load(path)
     print(f"\nreal masks: {path} ({desc.spec.method}, {desc.spec.model.arch})")

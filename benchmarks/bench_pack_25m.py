@@ -26,7 +26,7 @@ import torch
 
 from connpack import formats
 from connpack.description import Description, TensorCode
-from connpack.pack import architecture_shapes, check_architecture, from_container, pack, unpack
+from connpack.packing import architecture_shapes, check_architecture, from_container, pack, unpack
 from connpack.specs import ModelSpec, NetworkSpec
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from connpack.errors import ConnpackError, FormatError
 from connpack.formats import MAGIC, Container, decode, encode
 from connpack.formats import container as C
-from connpack.pack import from_container
+from connpack.packing import from_container
 
 
 class Hang(Exception):

@@ -1,53 +1,45 @@
 """connpack: train, pack and export networks with fixed random weights and learned connectivity.
 
-Python API (imported on first use, so ``import connpack`` stays fast and needs no torch)::
+Python API (the CLI calls the same functions; they import torch and the rest on first call, so
+``import connpack`` stays fast)::
 
     connpack.pack(model_or_path, "model.cpk", arch=None, values="float32", codec="auto") -> bytes written
     connpack.load("model.cpk") -> torch.nn.Module
     connpack.export_onnx("model.cpk", "model.onnx", kind="dense") -> bytes written
-    connpack.report("model.cpk") -> connpack.report.Report
+    connpack.report("model.cpk") -> connpack.reporting.Report
 
-``connpack.pack`` and ``connpack.report`` are also the submodules of those names: calling the module calls
-the API function (connpack.api), so both ``connpack.report(path)`` and ``connpack.report.Report`` work
-whichever was imported first.
+Where things live: trainers/ (train), packing.py + formats/ (pack/unpack), exporters/ (ONNX),
+reporting.py, bench.py, compare.py (measure), cli/ (one module per command).
 """
 from __future__ import annotations
-
-import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 __all__ = ["pack", "load", "export_onnx", "report"]
 
-_CALLABLE_SUBMODULES = ("pack", "report")
+
+def pack(model_or_path, out, **kwargs) -> int:
+    """Pack a network into a .cpk file; returns its size. See connpack.api.pack."""
+    from connpack import api
+
+    return api.pack(model_or_path, out, **kwargs)
 
 
-class _CallableModule(types.ModuleType):
-    """A submodule that, called, runs the API function of its name (connpack.api)."""
+def load(path):
+    """A .cpk or model.pt network as a plain torch.nn.Module in eval mode. See connpack.api.load."""
+    from connpack import api
 
-    def __call__(self, *args, **kwargs):
-        from connpack import api
-
-        return getattr(api, self.__name__.rpartition(".")[2])(*args, **kwargs)
+    return api.load(path)
 
 
-class _Package(types.ModuleType):
-    def __setattr__(self, name, value):
-        # the import system sets ``connpack.<submodule>`` here: make pack/report callable as they arrive
-        if name in _CALLABLE_SUBMODULES and type(value) is types.ModuleType:
-            value.__class__ = _CallableModule
-        super().__setattr__(name, value)
+def export_onnx(path, out, kind: str = "dense") -> int:
+    """Export a .cpk / model.pt network to ONNX; returns the file size. See connpack.api.export_onnx."""
+    from connpack import api
+
+    return api.export_onnx(path, out, kind=kind)
 
 
-sys.modules[__name__].__class__ = _Package
+def report(path):
+    """Description length of a .cpk file: a connpack.reporting.Report. See connpack.api.report."""
+    from connpack import api
 
-
-def __getattr__(name: str):
-    if name in _CALLABLE_SUBMODULES:
-        return importlib.import_module(f"connpack.{name}")
-    if name in ("load", "export_onnx"):
-        from connpack import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'connpack' has no attribute '{name}'")
+    return api.report(path)

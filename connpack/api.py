@@ -1,5 +1,5 @@
-"""The Python API (re-exported lazily as ``connpack.pack``, ``connpack.load``, ``connpack.export_onnx``,
-``connpack.report``). The CLI commands call these same functions.
+"""The Python API (``connpack.pack``, ``connpack.load``, ``connpack.export_onnx``, ``connpack.report`` call
+these). The CLI commands call these same functions.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def describe(model_or_path, *, arch: str | ModelSpec | None = None, in_shape=Non
     the input (C, H, W) (torchvision default (3, 224, 224)).
     """
     from connpack import importers, runfile
-    from connpack.pack import unpack
+    from connpack.packing import unpack
 
     if isinstance(model_or_path, Description):
         return model_or_path
@@ -57,7 +57,7 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
     values: type of the stored kept values (float32 | float16 | bfloat16); masks are entropy coded, dense
     tensors (biases, batch norm) stored as they are.
     """
-    from connpack.pack import VALUE_DTYPES, pack as pack_description
+    from connpack.packing import VALUE_DTYPES, pack as pack_description
 
     if values not in VALUE_DTYPES:
         raise SpecError(f"unknown value type '{values}' (choose from {', '.join(VALUE_DTYPES)})")
@@ -67,7 +67,7 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
 def load_description(path: PathLike) -> Description:
     """The Description in a .cpk file or a connpack run file (model.pt)."""
     from connpack import runfile
-    from connpack.pack import unpack
+    from connpack.packing import unpack
 
     path = Path(path)
     if path.suffix == ".cpk":
@@ -99,7 +99,7 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
 
 
 def report(path: PathLike):
-    """Description length of a .cpk file per tensor and in total: a connpack.report.Report."""
-    from connpack.report import report as make_report
+    """Description length of a .cpk file per tensor and in total: a connpack.reporting.Report."""
+    from connpack.reporting import report as make_report
 
     return make_report(path)

@@ -184,7 +184,7 @@ def _load_source(path: Path):
         from connpack import runfile
 
         return runfile.load(path)[0], None
-    from connpack.pack import unpack
+    from connpack.packing import unpack
 
     return unpack(path), None
 

@@ -29,7 +29,7 @@ def load(path: str | Path) -> Description:
         from connpack import runfile
 
         return runfile.load(path)[0]
-    from connpack.pack import unpack
+    from connpack.packing import unpack
 
     return unpack(path)
 

@@ -29,7 +29,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         raise InputFileError(f"{path}: no such file")
     if path.suffix == ".cpk":
         from connpack.exporters import onnx_dense
-        from connpack.pack import unpack
+        from connpack.packing import unpack
 
         return onnx_dense.to_onnx(unpack(path))
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from connpack import models
 from connpack.errors import SpecError
-from connpack.pack import pack, unpack
+from connpack.packing import pack, unpack
 from connpack.trainers import TrainConfig, asni
 
 TINY = {"dataset": "synthetic-mnist", "device": "cpu", "limit": 120, "epochs": 2, "batch_size": 40}

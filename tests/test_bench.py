@@ -6,7 +6,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from connpack.bench import bench
-from connpack.pack import pack
+from connpack.packing import pack
 from connpack.specs import ModelSpec
 from tests.conftest import run_cli
 from tests.test_compact import make_desc

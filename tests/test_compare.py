@@ -4,7 +4,7 @@ import pytest
 
 from connpack import compare, runfile
 from connpack.errors import SpecError
-from connpack.pack import pack
+from connpack.packing import pack
 from connpack.trainers import TrainConfig, asni, imp
 from tests.conftest import run_cli
 

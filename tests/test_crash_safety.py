@@ -22,7 +22,7 @@ import pytest
 from connpack import runfile
 from connpack.description import Description, TensorCode
 from connpack.errors import ConnpackError
-from connpack.pack import pack
+from connpack.packing import pack
 from connpack.specs import ModelSpec, NetworkSpec
 
 TEMP = re.compile(r"^\.m\.cpk\.[^/]+\.tmp$")

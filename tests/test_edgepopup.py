@@ -9,8 +9,8 @@ from torch import nn
 from tests.conftest import run_cli
 from connpack import models, runfile
 from connpack.layers import ConnLinear, conn_layers, kept_count, kth_largest, topk_mask
-from connpack.pack import unpack
-from connpack.report import report
+from connpack.packing import unpack
+from connpack.reporting import report
 from connpack.trainers import TrainConfig, network_spec, train
 from connpack.trainers.connectivity import configure
 

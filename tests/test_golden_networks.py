@@ -18,7 +18,7 @@ import pytest
 from connpack import errors as E
 from connpack import formats, rng
 from connpack.description import Description, TensorCode
-from connpack.pack import from_container, pack, to_container, unpack
+from connpack.packing import from_container, pack, to_container, unpack
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 from tests import independent_reader as ir
 from tests.conftest import run_cli
@@ -168,7 +168,7 @@ def test_independent_philox_and_transforms_match_connpack():
 
 # --------------------------------------------------------------------------- the tensor index
 def _random_masks(spec: NetworkSpec, seed: int = 0) -> Description:
-    from connpack.pack import architecture_shapes
+    from connpack.packing import architecture_shapes
 
     names, shapes = architecture_shapes(spec)
     g = np.random.default_rng(seed)

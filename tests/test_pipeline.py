@@ -9,8 +9,8 @@ from onnx.reference import ReferenceEvaluator
 from connpack import data, runfile
 from connpack.exporters import onnx_dense
 from connpack.exporters.module import to_module
-from connpack.pack import pack, unpack
-from connpack.report import entropy_bits, report
+from connpack.packing import pack, unpack
+from connpack.reporting import entropy_bits, report
 
 METHODS = ["flip-free", "flip-minimal", "prune-free", "prune-minimal", "baseline-free"]
 

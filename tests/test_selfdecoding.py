@@ -11,7 +11,7 @@ from connpack.description import TensorCode
 from connpack.errors import SpecError
 from connpack.exporters import onnx_dense, onnx_selfdecoding
 from connpack.exporters.module import to_module
-from connpack.pack import pack, unpack
+from connpack.packing import pack, unpack
 from connpack.specs import ModelSpec
 from tests.conftest import run_cli
 from tests.test_compact import make_desc

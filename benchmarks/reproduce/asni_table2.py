@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from benchmarks.reproduce import common
-from connpack.pack import pack
-from connpack.report import report
+from connpack.packing import pack
+from connpack.reporting import report
 from connpack.trainers import TrainConfig, asni
 
 PAPER = {  # Table 2, MNIST rows: sparsity %, D, A, C, S

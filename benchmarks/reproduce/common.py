@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from connpack.pack import pack
-from connpack.report import report
+from connpack.packing import pack
+from connpack.reporting import report
 from connpack.trainers import TrainConfig, train
 
 

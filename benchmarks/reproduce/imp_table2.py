@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from benchmarks.reproduce import common
 from connpack import compare
-from connpack.pack import pack
-from connpack.report import report
+from connpack.packing import pack
+from connpack.reporting import report
 from connpack.trainers import TrainConfig, imp
 
 TECHNIQUES = ("l2-s", "l1-s", "l1-us", "hybrid", "random-us", "random-s", "linf-s", "fc-only")

@@ -14,8 +14,8 @@ from connpack.cli.progress import training_progress
 from connpack.cli.report import render
 from connpack.evaluate import evaluate, load_onnx
 from connpack.exporters import onnx_dense
-from connpack.pack import pack, unpack
-from connpack.report import report
+from connpack.packing import pack, unpack
+from connpack.reporting import report
 from connpack.trainers import TrainConfig, train
 
 

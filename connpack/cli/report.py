@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from connpack.cli.common import JsonFlag, console, errors
-from connpack.report import Report, plot, report
+from connpack.reporting import Report, plot, report
 
 
 def render(rep: Report) -> None:

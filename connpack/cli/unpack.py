@@ -8,7 +8,7 @@ import typer
 
 from connpack import atomic, exporters
 from connpack.cli.common import console, errors, fail
-from connpack.pack import unpack
+from connpack.packing import unpack
 
 
 @errors

@@ -14,7 +14,7 @@ import zstandard
 from connpack import formats
 from connpack.errors import InputFileError, SpecError
 from connpack.exporters.module import state_dict
-from connpack.pack import from_container
+from connpack.packing import from_container
 
 
 def entropy_bits(n: int, ones: int) -> float:
