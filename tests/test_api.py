@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import connpack
-from connpack import api, runfile
+from connpack import runfile
 from connpack.errors import SpecError
 from connpack.exporters.module import to_module
 from connpack.reporting import Report
