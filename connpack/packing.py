@@ -89,7 +89,8 @@ def to_container(desc: Description, values: str = "float32", codec: str = "auto"
 
 META_KEYS = ("spec", "t")
 ENTRY_KEYS = ("c", "h", "i", "k", "o")
-SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec}
+SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec,
+             "hparams": None}
 
 
 def _known_fields(obj, allowed, where: str) -> None:
@@ -103,6 +104,11 @@ def _known_fields(obj, allowed, where: str) -> None:
 def _check_spec_fields(spec) -> None:
     """Only the fields NetworkSpec.compact_dict() writes (cpk.md 7.1); anything else is an unknown field."""
     _known_fields(spec, SPEC_KEYS, "meta.spec")
+    if "hparams" in spec:  # edge-popup's k, the only method setting a rebuild records (cpk.md 7.1)
+        hp = spec["hparams"]
+        _known_fields(hp, ["k"], "meta.spec.hparams")
+        if not isinstance(hp.get("k"), (int, float)) or not 0 < hp["k"] <= 1:
+            raise FormatError("meta.spec.hparams.k must be a number in (0, 1]")
     for key, cls in SPEC_KEYS.items():
         if cls is None or key not in spec:
             continue

@@ -59,6 +59,7 @@ class Report:
     float32_bytes: int      # 4 bytes per element of the materialised state_dict
     torch_save_bytes: int   # torch.save of that state_dict
     zstd19_bytes: int       # zstd level 19 of the float32 tensors, concatenated
+    k: float | None = None  # edge-popup: the fraction of weights kept per layer
 
     @property
     def bound_bits(self) -> float:
@@ -115,6 +116,7 @@ def report(path: str | Path) -> Report:
     blob = b"".join(np.ascontiguousarray(v.numpy(), dtype=np.float32).tobytes() for v in sd.values())
     return Report(
         path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
+        k=desc.spec.hparams.get("k") if desc.spec.method == "edge-popup" else None,
         header_bytes=formats.header_size(raw), rows=tuple(rows),
         weights=sum(c.size for c in desc.tensors.values()), float32_bytes=len(blob),
         torch_save_bytes=len(buf.getvalue()), zstd19_bytes=len(zstandard.ZstdCompressor(level=19).compress(blob)),

@@ -179,6 +179,8 @@ class NetworkSpec:
                "init": strip(self.init, InitSpec()), "method": self.method}
         if self.inits:
             out["inits"] = {k: strip(v, InitSpec()) for k, v in sorted(self.inits.items())}
+        if self.method == "edge-popup" and "k" in self.hparams:
+            out["hparams"] = {"k": float(self.hparams["k"])}  # the fraction of weights kept per layer
         return {k: v for k, v in out.items() if v != {}}
 
     @classmethod

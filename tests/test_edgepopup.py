@@ -121,8 +121,9 @@ def test_edge_popup_model_packs_and_reports_k(runner, tmp_path):
     rep = report(cpk)
     fractions = [r.fraction for r in rep.rows if r.kind == "mask"]
     assert len(fractions) == 3 and all(f == pytest.approx(0.3, abs=1e-3) for f in fractions)  # k is the ones fraction
+    assert back.spec.hparams == {"k": 0.3} and rep.k == 0.3  # k travels in the .cpk
     res = run_cli(runner, "report", cpk)
-    assert res.exit_code == 0 and "bits per weight" in res.output
+    assert res.exit_code == 0 and "bits per weight" in res.output and "k = 0.3 kept" in res.output
 
 
 def test_warm_started_top_k_equals_the_fresh_one_as_scores_drift():

@@ -13,7 +13,8 @@ from connpack.reporting import Report, plot, report
 
 
 def render(rep: Report) -> None:
-    t = Table(title=f"{rep.path} — {rep.arch}, {rep.method}", title_justify="left")
+    method = rep.method if rep.k is None else f"{rep.method}, k = {rep.k:g} kept"
+    t = Table(title=f"{rep.path} — {rep.arch}, {method}", title_justify="left")
     for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound"):
         t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
                      no_wrap=True, overflow="fold" if col == "tensor" else "ellipsis")
