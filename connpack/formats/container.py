@@ -8,7 +8,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 
@@ -445,39 +444,9 @@ def write(path, c: Container, codec: str = "auto", zstd_level: int = 19) -> int:
     same directory, which is fsynced and renamed over ``path`` (os.replace), then the directory is fsynced.
     ``path`` is therefore either absent, its old content, or the complete new file; on an error the temp file
     is removed; only a killed process (SIGKILL, power loss) can leave a ``.<name>.*.tmp`` behind."""
-    data = encode(c, codec=codec, zstd_level=zstd_level)
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; the target gets the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        try:
-            dfd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except OSError as e:
-        raise InputFileError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    return len(data)
+    from connpack.atomic import write_bytes  # pure Python, no torch
+
+    return write_bytes(path, encode(c, codec=codec, zstd_level=zstd_level))
 
 
 def read(path, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Container:
