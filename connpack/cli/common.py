@@ -13,7 +13,8 @@ from rich.console import Console
 
 from connpack.errors import INTERNAL_EXIT_CODE, ConnpackError
 
-console = Console(highlight=False)
+# Piped output (make demo | tee, CI logs) gets a wide fixed width instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="dataset folder (default: $CONNPACK_DATA or ~/.cache/connpack)")]
