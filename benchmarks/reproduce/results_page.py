@@ -26,7 +26,7 @@ def pct(x: float) -> str:
 
 def machine_line(payload: dict) -> str:
     m = payload.get("machine", {})
-    dev = m.get("cuda") or f"CPU, {m.get('cpu_threads')} threads"
+    dev = m.get("cuda") or f"CPU, {m.get('cpu_threads')} torch thread(s)"
     return f"Machine: {dev}; torch {m.get('torch')}, Python {m.get('python')}."
 
 
@@ -95,7 +95,7 @@ def imp(payload: dict) -> list[str]:
     out = ["## Paganini & Forde (reinitialization paper), Table 2 left — IMP on the conv LeNet, MNIST", "",
            f"`python -m benchmarks.reproduce.imp_table2 --iterations {payload['iterations']} --epochs {payload['epochs']}`"
            f" — rewinding, 20% of the remaining connections/units per iteration, SGD lr 0.01 batch 32, "
-           f"{payload['epochs']} epochs per iteration (the paper: 30 epochs, 20 iterations, 5 seeds; here 1 seed). "
+           f"{payload['epochs']} epoch(s) per iteration, SGD with momentum 0.9 (the paper: SGD with no momentum stated, 30 epochs, 20 iterations, 5 seeds; here 1 seed). "
            f"{machine_line(payload)}", "",
            "| iteration | " + " | ".join(techs) + " |", "|---|" + "---|" * len(techs)]
     n = payload["iterations"]
