@@ -46,16 +46,19 @@ def named(layers: list[nn.Module]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(zip(names, layers)))
 
 
-def mlp(spec: ModelSpec, hidden: tuple[int, ...]) -> nn.Sequential:
-    c, h, w = spec.in_shape
-    layers: list[nn.Module] = [nn.Flatten()]
-    n_in = c * h * w
+def classifier(spec: ModelSpec, n_in: int, hidden: tuple[int, ...]) -> list[nn.Module]:
+    """Fully connected layers n_in -> hidden... -> classes, ReLU (and batch norm per spec) between them."""
+    layers: list[nn.Module] = []
     for n in hidden:
         n = _w(n, spec.width)
         layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
         n_in = n
-    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
-    return named(layers)
+    return layers + [ConnLinear(n_in, spec.num_classes, bias=spec.bias)]
+
+
+def mlp(spec: ModelSpec, hidden: tuple[int, ...]) -> nn.Sequential:
+    c, h, w = spec.in_shape
+    return named([nn.Flatten(), *classifier(spec, c * h * w, hidden)])
 
 
 @register("lenet300")
@@ -78,13 +81,7 @@ def convnet(spec: ModelSpec, blocks: tuple[int, ...], fc: tuple[int, ...] = (256
         layers.append(nn.MaxPool2d(2))
         h, w = h // 2, w // 2
     layers.append(nn.Flatten())
-    n_in = c * h * w
-    for n in fc:
-        n = _w(n, spec.width)
-        layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
-        n_in = n
-    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
-    return named(layers)
+    return named(layers + classifier(spec, c * h * w, fc))
 
 
 for _name, _blocks in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items():
@@ -104,10 +101,4 @@ def lenet5(spec: ModelSpec) -> nn.Module:
         layers += [ConnConv2d(c, n, 3, padding=0, bias=spec.bias), *_bn2d(spec, n), nn.ReLU(), nn.MaxPool2d(2)]
         c, h, w = n, (h - 2) // 2, (w - 2) // 2
     layers.append(nn.Flatten())
-    n_in = c * h * w
-    for n in (120, 84):
-        n = _w(n, spec.width)
-        layers += [ConnLinear(n_in, n, bias=spec.bias), *_bn1d(spec, n), nn.ReLU()]
-        n_in = n
-    layers.append(ConnLinear(n_in, spec.num_classes, bias=spec.bias))
-    return named(layers)
+    return named(layers + classifier(spec, c * h * w, (120, 84)))
