@@ -57,14 +57,19 @@ def configure(model: nn.Module, spec: NetworkSpec, method: str, k: float = 1.0) 
 
 
 def regularizer(method: str, variant: str):
-    """The minimal variants' term: minus the mean gate value over all M weights of the network."""
+    """The minimal variants' term of Eq. 4: minus the mean gate value over all M weights of the network.
+
+    Under the straight-through estimator the gradient of -mean(g(t)) is -1/M for every t, exactly the
+    gradient of -sum(t)/M; the term is computed in that form (one reduction, no gate tensors). Its value is
+    therefore not the fraction of ones -- the trainers log that separately (``stats``) -- only its gradient.
+    """
     if variant != "minimal" or method not in ("prune", "flip"):
         return None
 
     def term(model: nn.Module) -> torch.Tensor:
-        gates = [layer.gate() for _, layer in conn_layers(model)]
-        m = sum(g.numel() for g in gates)
-        return -sum(g.sum() for g in gates) / m
+        scores = [layer.scores for _, layer in conn_layers(model)]
+        m = sum(t.numel() for t in scores)
+        return -sum(t.sum() for t in scores) / m
 
     return term
 
