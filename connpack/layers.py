@@ -58,9 +58,10 @@ class _GatedWeight(torch.autograd.Function):
     def forward(ctx, w, t, bits, flip: bool):
         """``t`` only routes the gradient; ``bits`` (bool, from t) is the keep-mask, or the flip bits if ``flip``."""
         ctx.save_for_backward(w)
+        # multiplications, not torch.where: on CPU where() over a bool mask is ~5x slower (bench_step_time.py)
         if flip:
-            return torch.where(bits, -w, w)
-        return torch.where(bits, w, torch.zeros((), dtype=w.dtype, device=w.device))
+            return w * (1 - 2 * bits.to(w.dtype))
+        return w * bits
 
     @staticmethod
     def backward(ctx, g):
