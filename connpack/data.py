@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pickletools
+from pickletools import genops  # lists opcodes only: nothing is unpickled
 import torch
 
 from connpack import rng
@@ -153,7 +153,7 @@ def _cifar_batch(raw: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
     blobs: list[bytes] = []
     collecting, in_list, before_list = False, False, 0
     try:
-        for op, arg, _ in pickletools.genops(raw):
+        for op, arg, _ in genops(raw):
             name = op.name
             if name in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "PUT"):
                 memo[len(memo) if name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
