@@ -26,7 +26,7 @@ def test_rewinding_restores_the_exact_initial_values():
         assert np.array_equal(w, np.where(new[k], theta0[k], np.float32(0)))
 
 
-@pytest.mark.parametrize("reinit", ["rewind", "finetune", "sigma-sign", "sign"])
+@pytest.mark.parametrize("reinit", ["rewind", "finetune", "sigma-sign", "sign", "random"])
 def test_imp_iterations_and_tickets(reinit):
     cfg = TrainConfig(method="imp", reinit=reinit, **TINY)
     r = imp.train(cfg)
@@ -38,13 +38,16 @@ def test_imp_iterations_and_tickets(reinit):
         assert r.ticket is None
         return
     theta0 = masked.weights(masked.attach(models.build(network_spec(cfg))))
+    fresh = masked.weights(masked.attach(models.build(imp.random_spec(network_spec(cfg)))))
     sd = r.ticket.state_dict()  # verifies the regenerated-weight hashes
     for k, code in r.ticket.tensors.items():
         m = r.masks[-1][k]
-        want = {"rewind": theta0[k], "sign": np.sign(theta0[k]),
+        want = {"rewind": theta0[k], "random": fresh[k], "sign": np.sign(theta0[k]),
                 "sigma-sign": np.float32(theta0[k].std()) * np.sign(theta0[k])}[reinit]
         assert np.allclose(sd[k], np.where(m, want, 0), atol=0, rtol=1e-6)
-        assert code.kind == ("mask" if reinit == "rewind" else "ternary")
+        assert code.kind == ("mask" if reinit in ("rewind", "random") else "ternary")
+    if reinit == "random":  # a different draw from the one the mask was found with
+        assert not any(np.array_equal(fresh[k], theta0[k]) for k in theta0)
 
 
 def test_resume_replays_finished_iterations(tmp_path):

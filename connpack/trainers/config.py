@@ -77,7 +77,7 @@ class TrainConfig:
     fraction: float = field(default=0.2, metadata={"help": "imp: fraction of the remaining connections/units pruned per step"})
     iterations: int = field(default=20, metadata={"help": "imp: pruning iterations (each followed by a full training)"})
     scope: str = field(default="local", metadata={"help": "imp: local (per layer) | global (pooled per rule)"})
-    reinit: str = field(default="rewind", metadata={"help": "imp: rewind | finetune | sigma-sign | sign"})
+    reinit: str = field(default="rewind", metadata={"help": "imp: rewind | finetune | sigma-sign | sign | random (fresh draw, seed + 1)"})
 
     def __post_init__(self):
         if self.method in ("asni", "imp"):  # the pruning papers' defaults; they check their own fields

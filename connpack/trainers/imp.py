@@ -8,6 +8,8 @@ weights as ``reinit`` says and trains again for the same budget (SGD, constant l
     finetune    the kept weights stay as trained
     sigma-sign  sigma_l * sign(theta0)   (sigma_l: std of layer l's initial weights; Zhou et al., appendix A.1)
     sign        sign(theta0)
+    random      a fresh draw of the same init distribution with seed + 1 (Frankle & Carbin's random
+                re-initialisation control: the mask without the weights it was found with)
 
 Biases are never pruned; they (and batch norm) restart from their initial values except when finetuning
 (section 3.2: rewinding affects all parameters). The ticket, i.e. the initialisation of the final sparse
@@ -18,19 +20,20 @@ iterations from their checkpoints.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from connpack import pruning
+from connpack import models, pruning
 from connpack.description import Description, TensorCode
 from connpack.errors import SpecError
 from connpack.trainers import masked
 from connpack.trainers.asni import Run, network_spec
 from connpack.trainers.loop import Progress
 
-REINITS = ("rewind", "finetune", "sigma-sign", "sign")
+REINITS = ("rewind", "finetune", "sigma-sign", "sign", "random")
+RANDOM_SEED_OFFSET = 1  # reinit "random": the kept weights are generated again with seed + 1
 
 
 def apply_defaults(cfg) -> None:
@@ -56,21 +59,29 @@ def check(technique: str, fraction: float, iterations: int, scope: str, reinit: 
 
 def reinit_weights(theta0: dict[str, np.ndarray], reinit: str) -> dict[str, np.ndarray]:
     """The values the kept weights restart from (the mask is applied by masked.set_weights)."""
-    if reinit == "rewind":
+    if reinit in ("rewind", "random"):
         return theta0
     if reinit == "sign":
         return {k: np.sign(w).astype(np.float32) for k, w in theta0.items()}
     return {k: (np.float32(w.std()) * np.sign(w)).astype(np.float32) for k, w in theta0.items()}
 
 
+def random_spec(spec):
+    """The spec whose generated weights the "random" reinit restarts from (same init, seed + 1)."""
+    return replace(spec, rng=replace(spec.rng, seed=spec.rng.seed + RANDOM_SEED_OFFSET))
+
+
 def ticket(theta0: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec, dense, reinit: str) -> Description | None:
-    """The final sparse network's initialisation as a Description (None when finetuning)."""
+    """The final sparse network's initialisation as a Description (None when finetuning). ``theta0`` is
+    what the kept weights restart from (for "random": the weights of ``random_spec(spec)``)."""
     if reinit == "finetune":
         return None
+    if reinit == "random":
+        spec = random_spec(spec)
     tensors = {}
     for k, w in theta0.items():
         m = masks[k]
-        if reinit == "rewind":
+        if reinit in ("rewind", "random"):
             tensors[k] = TensorCode("mask", w.shape, bits=m)
         else:
             c = float(np.float32(w.std())) if reinit == "sigma-sign" else 1.0
@@ -96,6 +107,8 @@ def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, 
     model = run.fresh()
     theta0 = masked.weights(model)
     dense0 = masked.dense_state(model)
+    if cfg.reinit == "random":
+        theta0 = masked.weights(masked.attach(models.build(random_spec(spec))))
     start_values = reinit_weights(theta0, cfg.reinit)
     history, accuracy, metrics = [], [], []
     for it in range(cfg.iterations + 1):
