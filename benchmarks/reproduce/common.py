@@ -6,6 +6,7 @@ numbers in docs/results.md come from those JSON files (``python -m benchmarks.re
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
@@ -66,13 +67,31 @@ def run(cfg: TrainConfig, data_dir: Path | None = None) -> dict:
     return row
 
 
-def seeds(cfg: TrainConfig, n: int, data_dir: Path | None) -> list[dict]:
-    return [run(replace(cfg, seed=cfg.seed + s), data_dir) for s in range(n)]
+def seeds(cfg: TrainConfig, n: int, data_dir: Path | None, cache: Path | None = None) -> list[dict]:
+    """``n`` runs of ``cfg`` with seeds seed, seed+1, ...; with ``cache``, each finished run is kept there as
+    one JSON file named by a hash of its config, so a stopped script resumes where it stopped."""
+    return [cached_run(replace(cfg, seed=cfg.seed + s), data_dir, cache) for s in range(n)]
+
+
+def cached_run(cfg: TrainConfig, data_dir: Path | None, cache: Path | None) -> dict:
+    if cache is None:
+        return run(cfg, data_dir)
+    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    path = cache / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    row = run(cfg, data_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=1))
+    tmp.replace(path)
+    return row
 
 
 def summary(rows: list[dict], key: str = "best_test_acc") -> dict:
     vals = [r[key] for r in rows]
-    return {"mean": statistics.fmean(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": statistics.fmean(vals), "std": std, "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
 def write(out: Path, name: str, payload: dict) -> Path:

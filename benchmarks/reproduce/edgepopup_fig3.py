@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
             cfg = TrainConfig(method="edge-popup", arch=arch, dataset=dataset, init=args.init, k=k, epochs=epochs,
                               width=0.25 if args.smoke else args.width, device=args.device,
                               limit=300 if args.smoke else args.limit)
-            rows = common.seeds(cfg, args.seeds, args.data_dir)
+            rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "edgepopup_fig3")
             results[arch][str(k)] = {"runs": rows, "summary": common.summary(rows)}
     path = common.write(args.out, "edgepopup_fig3" + ("_smoke" if args.smoke else ""),
                         {"dataset": dataset, "epochs": epochs, "init": args.init, "results": results})

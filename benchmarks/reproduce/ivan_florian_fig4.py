@@ -23,12 +23,13 @@ def main(argv=None) -> dict:
     for p in ps:
         cfg = TrainConfig(method="prune", variant="free", arch="lenet300", dataset=dataset, init="signed_constant",
                           p_positive=p, epochs=epochs, device=args.device, limit=500 if args.smoke else None)
-        rows = common.seeds(cfg, args.seeds, args.data_dir)
+        rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "ivan_florian_fig4")
         results[str(p)] = {"runs": rows, "summary": common.summary(rows),
                            "pruned": common.summary(rows, "pruned")}
-    path = common.write(args.out, "ivan_florian_fig4" + ("_smoke" if args.smoke else ""),
-                        {"dataset": dataset, "epochs": epochs, "seeds": args.seeds, "results": results,
-                         "paper_text": PAPER_TEXT})
+        # written after every p, so a long run that is stopped keeps what it finished
+        path = common.write(args.out, "ivan_florian_fig4" + ("_smoke" if args.smoke else ""),
+                            {"dataset": dataset, "epochs": epochs, "seeds": args.seeds, "results": results,
+                             "paper_text": PAPER_TEXT})
     plot(results, path.with_suffix(".png"))
     return results
 
@@ -37,9 +38,15 @@ def plot(results: dict, path) -> None:
     plt = common.pyplot()
     ps = [float(p) for p in results]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(5, 5), sharex=True)
-    a1.plot(ps, [100 * r["summary"]["mean"] for r in results.values()], marker="o", color="tab:orange")
+    a1.errorbar(ps, [100 * r["summary"]["mean"] for r in results.values()],
+                 yerr=[100 * r["summary"].get("std", 0.0) for r in results.values()], marker="o", color="tab:orange",
+                 capsize=3)
     a1.set(ylabel="test accuracy (%)", title="LeNet-300-100, free pruning, sign imbalance")
-    a2.plot(ps, [100 * r["pruned"]["mean"] for r in results.values()], marker="o", color="tab:orange")
+    a2.errorbar(ps, [100 * r["pruned"]["mean"] for r in results.values()],
+                 yerr=[100 * r["pruned"].get("std", 0.0) for r in results.values()], marker="o", color="tab:orange",
+                 capsize=3)
+    a1.text(0.02, 0.04, f"mean ± std over {next(iter(results.values()))['summary']['n']} seed(s)",
+            transform=a1.transAxes, fontsize=8)
     a2.set(xscale="log", xlabel="p (probability of a positive weight)", ylabel="pruned (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

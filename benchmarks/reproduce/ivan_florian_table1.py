@@ -23,7 +23,7 @@ def main(argv=None) -> dict:
     for label, (method, variant) in ROWS.items():
         cfg = TrainConfig(method=method, variant=variant, arch="lenet300", dataset=dataset, init="signed_constant",
                           epochs=epochs, device=args.device, limit=500 if args.smoke else None)
-        rows = common.seeds(cfg, args.seeds, args.data_dir)
+        rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "ivan_florian_table1")
         results[label] = {"paper": PAPER[label], "runs": rows, "summary": common.summary(rows)}
         # written after every row, so a long run that is stopped keeps what it finished
         path = common.write(args.out, "ivan_florian_table1" + ("_smoke" if args.smoke else ""),
@@ -36,9 +36,14 @@ def plot(results: dict, path) -> None:
     plt = common.pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, r in results.items():
-        curve = [100 * a for a in r["runs"][0]["curve"]]
-        ax.plot(range(1, len(curve) + 1), curve, marker=".", label=label)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="LeNet-300-100 on MNIST, signed He constant")
+        curves = [[100 * a for a in run["curve"]] for run in r["runs"]]
+        epochs = range(1, len(curves[0]) + 1)
+        mean = [sum(c[e] for c in curves) / len(curves) for e in range(len(curves[0]))]
+        line, = ax.plot(epochs, mean, marker=".", label=f"{label} (n={len(curves)})")
+        ax.fill_between(epochs, [min(c[e] for c in curves) for e in range(len(curves[0]))],
+                        [max(c[e] for c in curves) for e in range(len(curves[0]))], color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)",
+           title="LeNet-300-100 on MNIST, signed He constant\n(mean of seeds; band: min-max, as the paper)")
     ax.legend(fontsize=8)
     labels = list(results)
     ax2.bar(labels, [r["runs"][0]["bits_per_weight"] for r in results.values()])
