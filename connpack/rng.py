@@ -56,6 +56,10 @@ once. fan_in/fan_out: Linear (out, in) -> (in, out); Conv (out, in, *k) -> (in*p
 M, S, B are float64 scalars (fan counts converted exactly), then applied elementwise.
 ``scores_uniform``: high - u * (high - low) on stream 1, in (low, high].
 ``tensor_hash``: first 16 hex digits of sha256 of the little-endian float32 C-order bytes.
+
+Implementation: the numpy code in this module is the reference. connpack._rngc (C, connpack/_rngc.c, built
+by ``pip install``) computes the same bytes ~10x faster and is used when present; CONNPACK_RNG=numpy
+selects the reference (tests/test_rng_compiled.py checks that the two agree).
 """
 from __future__ import annotations
 
@@ -80,7 +84,9 @@ __all__ = [
     "uniform_f64",
     "fans",
     "generate",
+    "generate_range",
     "scores_uniform",
+    "backend",
     "tensor_hash",
 ]
 
@@ -111,6 +117,33 @@ _SIN_COEFFS = [(-1.0) ** ((n - 1) // 2) / math.factorial(n) for n in range(17, 0
 _COS_COEFFS = [(-1.0) ** (n // 2) / math.factorial(n) for n in range(16, -1, -2)]  # c(16)..c(0)
 _FRAC = np.int64((1 << 52) - 1)
 _FRAC_SQRT2 = np.int64(int(np.array(2.0 * _SQRT_HALF).view(np.int64)) & ((1 << 52) - 1))
+
+
+def _load_compiled():
+    """connpack._rngc (the C kernel, same bytes) unless CONNPACK_RNG=numpy or it was not built."""
+    choice = os.environ.get("CONNPACK_RNG", "compiled").strip().lower()
+    if choice == "numpy":
+        return None
+    if choice not in ("", "compiled"):
+        raise SpecError(f"CONNPACK_RNG must be 'compiled' or 'numpy', got {choice!r}")
+    try:
+        from connpack import _rngc
+    except ImportError:  # built without a C compiler: the reference is the generator
+        return None
+    _rngc.set_constants(_SIN_COEFFS, _COS_COEFFS, _LN2_HI, _LN2_LO, _TWO_PI_2M24)
+    if list(_rngc.log_coeffs()) != _LOG_COEFFS:  # pragma: no cover (a miscompiled constant table)
+        return None
+    return _rngc
+
+
+_C = _load_compiled()
+# kinds of _rngc.fill
+_K_WORDS, _K_UNIFORM, _K_KAIMING_UNIFORM, _K_SCORES, _K_SIGNED, _K_NORMAL, _K_NORMAL64, _K_UNIFORM64 = range(8)
+
+
+def backend() -> str:
+    """'compiled' (connpack._rngc) or 'numpy' (this module's reference code); both give the same bytes."""
+    return "numpy" if _C is None else "compiled"
 
 
 # --------------------------------------------------------------------------- validation
@@ -284,6 +317,42 @@ def _parallel(n: int, fn) -> None:
             f.result()
 
 
+_C_PAR_MIN = 1 << 18  # elements below which the compiled kernel runs on the calling thread
+_pool_state: list = [None, None]  # (executor, pid): rebuilt after a fork
+
+
+def _workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (not Linux)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def _pool() -> ThreadPoolExecutor:
+    if _pool_state[1] != os.getpid():
+        _pool_state[:] = [ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="connpack-rng"), os.getpid()]
+    return _pool_state[0]
+
+
+def _cfill(out: np.ndarray, kind: int, seed: int, index: int, stream: int, start: int = 0,
+           p1: float = 0.0, p2: float = 0.0, thr: int = 0) -> np.ndarray:
+    """Fill the 1-D ``out`` with elements start .. start+len-1 from the C kernel, split over threads (the
+    kernel releases the GIL; each piece is a pure function of its range, so the split changes nothing)."""
+    n = out.shape[0]
+    workers = _workers()
+    if n < _C_PAR_MIN or workers == 1:
+        _C.fill(out, kind, seed, index, stream, start, p1, p2, thr)
+        return out
+    step = -(-n // workers)
+    step = -(-step // 8) * 8
+    futures = [_pool().submit(_C.fill, out[lo:lo + step], kind, seed, index, stream, start + lo, p1, p2, thr)
+               for lo in range(0, n, step)]
+    for f in futures:
+        f.result()
+    return out
+
+
 def random_words(seed: int, index: int, n: int, *, stream: int = STREAM_WEIGHTS, start: int = 0) -> np.ndarray:
     """Words start .. start+n-1 of the stream keyed by (seed, index, stream), as uint32[n]."""
     seed = _check_seed(seed)
@@ -296,6 +365,8 @@ def random_words(seed: int, index: int, n: int, *, stream: int = STREAM_WEIGHTS,
     if start + n > 4 * 2**64:
         raise SpecError("requested words run past the end of the stream (2**66 words)")
     out = np.empty(n, np.uint32)
+    if _C is not None and start + n < 2**64:
+        return _cfill(out, _K_WORDS, seed, index, stream, start)
     _parallel(n, lambda lo, hi: _words_into(out[lo:hi], seed, index, stream, start + lo))
     return out
 
@@ -392,6 +463,8 @@ def normal_f64(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) ->
     stream = _check_u32(stream, "stream id")
     shape = _check_shape(shape)
     n = math.prod(shape)
+    if _C is not None:
+        return _cfill(np.empty(n, np.float64), _K_NORMAL64, seed, index, stream).reshape(shape)
     n_even = n + (n & 1)
     buf = np.empty(n_even, np.float64)
     chunk = 1 << 16  # words per inner chunk (even)
@@ -406,13 +479,20 @@ def normal_f64(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) ->
 
 
 def _fused(shape, seed: int, index: int, stream: int, kind: str, post) -> np.ndarray:
-    """float32 tensor whose C-order chunks are post(float64 values) rounded once.
+    """float32 tensor whose C-order chunks are post(float64 values) rounded once (see _fused_range)."""
+    return _fused_range(0, math.prod(shape), seed, index, stream, kind, post).reshape(shape)
+
+
+def _fused_range(start: int, stop: int, seed: int, index: int, stream: int, kind: str, post) -> np.ndarray:
+    """Elements start .. stop-1 (C order) as float32: post(float64 values) rounded once.
 
     kind "normal": post gets standard normals; kind "uniform": post gets u in [0, 1); kind "words": post
     gets the raw uint32 words. Chunks stay in cache and run on threads; the result never depends on the
     chunking.
     """
-    n = math.prod(shape)
+    if kind == "normal" and start & 1:  # normals come in pairs: start on the pair, drop its first value
+        return _fused_range(start - 1, stop, seed, index, stream, kind, post)[1:]
+    n = stop - start
     out = np.empty(n, np.float32)
     chunk = _FUSED_CHUNK  # even, so every chunk but the last starts and ends on a normal pair
 
@@ -422,11 +502,11 @@ def _fused(shape, seed: int, index: int, stream: int, kind: str, post) -> np.nda
             m = b - a
             if kind == "normal":
                 buf = np.empty(m + (m & 1), np.float64)
-                _normal_pairs_into(buf, seed, index, stream, a // 2)
+                _normal_pairs_into(buf, seed, index, stream, (start + a) // 2)
                 v = buf[:m]
             else:
                 w = np.empty(m, np.uint32)
-                _words_into(w, seed, index, stream, a)
+                _words_into(w, seed, index, stream, start + a)
                 if kind == "words":
                     v = w
                 else:
@@ -435,12 +515,14 @@ def _fused(shape, seed: int, index: int, stream: int, kind: str, post) -> np.nda
             out[a:b] = post(v)
 
     _parallel(n, work)
-    return out.reshape(shape)
+    return out
 
 
 def uniform_f64(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) -> np.ndarray:
     """u = (word >> 8) * 2**-24 in [0, 1) as float64 (exactly representable in float32 too)."""
-    shape = _check_shape(shape)
+    seed, index, stream, shape = _check_args(seed, index, stream, shape)
+    if _C is not None:
+        return _cfill(np.empty(math.prod(shape), np.float64), _K_UNIFORM64, seed, index, stream).reshape(shape)
     w = random_words(seed, index, math.prod(shape), stream=stream)
     u = (w >> 8).astype(np.float64)
     u *= 2.0**-24
@@ -450,12 +532,16 @@ def uniform_f64(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) -
 def uniform(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) -> np.ndarray:
     """Uniform float32 in [0, 1): element i (C order) = (word_i >> 8) * 2**-24 (exact)."""
     seed, index, stream, shape = _check_args(seed, index, stream, shape)
+    if _C is not None:
+        return _cfill(np.empty(math.prod(shape), np.float32), _K_UNIFORM, seed, index, stream).reshape(shape)
     return _fused(shape, seed, index, stream, "uniform", _identity)
 
 
 def normal(seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) -> np.ndarray:
     """Standard normal float32: Box-Muller in float64 rounded once."""
     seed, index, stream, shape = _check_args(seed, index, stream, shape)
+    if _C is not None:
+        return _cfill(np.empty(math.prod(shape), np.float32), _K_NORMAL, seed, index, stream, p1=1.0).reshape(shape)
     return _fused(shape, seed, index, stream, "normal", _identity)
 
 
@@ -477,19 +563,32 @@ def fans(shape) -> tuple[int, int]:
 
 def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS) -> np.ndarray:
     """Regenerate one tensor from its InitSpec, computed in float64 and rounded to float32 once."""
+    shape = _check_shape(shape)
+    return generate_range(init, seed, index, shape, 0, math.prod(shape), stream=stream).reshape(shape)
+
+
+def generate_range(init, seed: int, index: int, shape, start: int, stop: int, *,
+                   stream: int = STREAM_WEIGHTS) -> np.ndarray:
+    """Elements start .. stop-1 (C order) of ``generate(init, seed, index, shape)``, as a 1-D float32 array,
+    without the others: a large tensor can be regenerated chunk by chunk in bounded memory."""
     from connpack.specs import InitSpec
 
     if not isinstance(init, InitSpec):
         raise SpecError(f"generate: init must be an InitSpec, got {type(init).__name__}")
     seed, index, stream, shape = _check_args(seed, index, stream, shape)
+    n = math.prod(shape)
+    start, stop = _check_count(start, "start"), _check_count(stop, "stop")
+    if not start <= stop <= n:
+        raise SpecError(f"generate_range: need 0 <= start <= stop <= {n}, got [{start}, {stop})")
     dist = init.dist
     if dist == "zeros":
-        return np.zeros(shape, np.float32)
+        return np.zeros(stop - start, np.float32)
     if dist == "ones":
-        return np.ones(shape, np.float32)
+        return np.ones(stop - start, np.float32)
     fan_in, fan_out = fans(shape)
-    if math.prod(shape) == 0:
-        return np.zeros(shape, np.float32)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    out = np.empty(stop - start, np.float32) if _C is not None else None
     scale, gain = float(init.scale), float(init.gain)
     if dist == "signed_constant":
         mag = (scale * gain) / math.sqrt(fan_in)
@@ -497,20 +596,27 @@ def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS
         # float32(+-mag) is the one rounding: the same values as the float64 path, without it.
         thr = np.uint32(math.ceil(float(init.p_positive) * 2**24))
         pos, neg = np.float32(mag), np.float32(-mag)
-        return _fused(shape, seed, index, stream, "words", lambda w: np.where((w >> np.uint32(8)) < thr, pos, neg))
+        if out is not None:
+            return _cfill(out, _K_SIGNED, seed, index, stream, start, float(pos), float(neg), int(thr))
+        return _fused_range(start, stop, seed, index, stream, "words",
+                            lambda w: np.where((w >> np.uint32(8)) < thr, pos, neg))
     if dist in ("kaiming_normal", "xavier_normal"):
         if dist == "kaiming_normal":
             std = (scale * gain) / math.sqrt(fan_in)
         else:
             std = scale * math.sqrt(2.0 / (fan_in + fan_out))
+        if out is not None:
+            return _cfill(out, _K_NORMAL, seed, index, stream, start, std)
 
         def scaled(x):
             x *= std
             return x
 
-        return _fused(shape, seed, index, stream, "normal", scaled)
+        return _fused_range(start, stop, seed, index, stream, "normal", scaled)
     if dist == "kaiming_uniform":
         bound = (scale * gain) * math.sqrt(3.0 / fan_in)
+        if out is not None:
+            return _cfill(out, _K_KAIMING_UNIFORM, seed, index, stream, start, bound)
 
         def centred(u):
             u *= 2.0
@@ -518,7 +624,7 @@ def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS
             u *= bound
             return u
 
-        return _fused(shape, seed, index, stream, "uniform", centred)
+        return _fused_range(start, stop, seed, index, stream, "uniform", centred)
     raise SpecError(f"generate: unknown init '{dist}'")  # pragma: no cover (InitSpec validates)
 
 
@@ -529,6 +635,9 @@ def scores_uniform(seed: int, index: int, shape, low: float, high: float) -> np.
         raise SpecError(f"scores_uniform: need finite low < high, got ({low}, {high})")
     seed, index, stream, shape = _check_args(seed, index, STREAM_SCORES, shape)
     width = high - low
+    if _C is not None:
+        out = np.empty(math.prod(shape), np.float32)
+        return _cfill(out, _K_SCORES, seed, index, stream, 0, width, high).reshape(shape)
 
     def flip(u):
         u *= width
