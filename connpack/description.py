@@ -118,10 +118,15 @@ class Description:
                 raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
 
     def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
-        """Effective weights + dense tensors: what a plain (materialised) network loads."""
-        gen = self.generated()
-        if verify:
-            self.verify(gen)
-        out = {name: code.materialize(gen.get(name), inplace=True) for name, code in self.tensors.items()}
+        """Effective weights + dense tensors: what a plain (materialised) network loads. With ``verify``
+        each regenerated weight's hash is checked as soon as it is made (WeightHashError before the next)."""
+        out = {}
+        for index, (name, code) in enumerate(self.tensors.items()):
+            g = None
+            if code.kind in USES_GENERATED:
+                g = rng.generate(self.spec.init_for(name), self.spec.rng.seed, index, code.shape)
+                if verify:
+                    self.verify({name: g})
+            out[name] = code.materialize(g, inplace=True)
         out.update(self.dense)
         return out

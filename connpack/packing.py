@@ -14,6 +14,7 @@ Normative text: formats/cpk.md section 7.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from connpack import formats, rng
 from connpack.description import KINDS, USES_GENERATED, Description, TensorCode
-from connpack.errors import ConnpackError, FormatError, ShapeMismatchError, SpecError, UnknownFieldError
+from connpack.errors import (ConnpackError, FormatError, ShapeMismatchError, SizeOverflowError, SpecError,
+                             UnknownFieldError)
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 
 VALUE_DTYPES = ("float32", "float16", "bfloat16")
@@ -82,10 +84,14 @@ def to_container(desc: Description, values: str = "float32", codec: str = "auto"
             arrays[f"{name}:v"] = _cast_values(code.values, values)
         meta_t[name] = entry
     for name, v in desc.dense.items():
-        arrays[name] = np.asarray(v, order="C")  # keeps 0-d tensors 0-d
+        v = np.asarray(v, order="C")  # keeps 0-d tensors 0-d
+        arrays[name] = v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v  # f4 (7.2)
     meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
     return formats.Container(meta=meta, arrays=arrays)
 
+
+DEFAULT_MAX_WEIGHTS = formats.DEFAULT_MAX_ELEMENTS  # 2**31 elements (all sections, all state-dict tensors)
+VALUE_CODES = ("f4", "f2", "bf16")  # dtypes of a values tensor's ":v" section (cpk.md 7.2)
 
 META_KEYS = ("spec", "t")
 ENTRY_KEYS = ("c", "h", "i", "k", "o")
@@ -101,14 +107,49 @@ def _known_fields(obj, allowed, where: str) -> None:
         raise UnknownFieldError(f"unknown field(s) {', '.join(map(repr, extra))} in {where}")
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_float32(x) -> bool:
+    """A JSON number that is exactly a finite float32 value."""
+    return _is_number(x) and abs(x) <= float(np.finfo(np.float32).max) and float(np.float32(x)) == x
+
+
+def _is_shape3(x) -> bool:
+    return isinstance(x, list) and len(x) == 3 and all(_is_int(d) for d in x)
+
+
+# JSON type of every field of cpk.md 7.1 (the value ranges are the spec dataclasses' own checks)
+FIELD_TYPES = {
+    "model": {"arch": (str, "a string"), "in_shape": (_is_shape3, "a list of 3 integers"),
+              "num_classes": (_is_int, "an integer"), "width": (_is_number, "a number"),
+              "bias": (bool, "true or false"), "batchnorm": (str, "a string")},
+    "rng": {"seed": (_is_int, "an integer"), "algorithm": (str, "a string")},
+    "init": {"dist": (str, "a string"), "p_positive": (_is_number, "a number"), "scale": (_is_number, "a number"),
+             "gain": (_is_number, "a number")},
+    "hparams": {"k": (_is_number, "a number")},
+}
+
+
+def _check_types(obj: dict, kind: str, where: str) -> None:
+    for key, value in obj.items():
+        test, what = FIELD_TYPES[kind][key]
+        ok = isinstance(value, test) if isinstance(test, type) else test(value)
+        if not ok:
+            raise FormatError(f"{where}.{key} must be {what}, got {value!r:.40}")
+
+
 def _check_spec_fields(spec) -> None:
-    """Only the fields NetworkSpec.compact_dict() writes (cpk.md 7.1); anything else is an unknown field."""
+    """Only the fields NetworkSpec.compact_dict() writes (cpk.md 7.1), each of its JSON type; anything else is
+    an unknown field (UnknownFieldError, step 7.3.1) or a wrong type (FormatError, step 7.3.2)."""
     _known_fields(spec, SPEC_KEYS, "meta.spec")
     if "hparams" in spec:  # edge-popup's k, the only method setting a rebuild records (cpk.md 7.1)
-        hp = spec["hparams"]
-        _known_fields(hp, ["k"], "meta.spec.hparams")
-        if not isinstance(hp.get("k"), (int, float)) or not 0 < hp["k"] <= 1:
-            raise FormatError("meta.spec.hparams.k must be a number in (0, 1]")
+        _known_fields(spec["hparams"], ["k"], "meta.spec.hparams")
     for key, cls in SPEC_KEYS.items():
         if cls is None or key not in spec:
             continue
@@ -120,6 +161,15 @@ def _check_spec_fields(spec) -> None:
                 _known_fields(init, allowed, f"meta.spec.inits[{name!r}]")
         else:
             _known_fields(spec[key], allowed, f"meta.spec.{key}")
+    for key in ("model", "rng", "init", "hparams"):
+        if key in spec:
+            _check_types(spec[key], key, f"meta.spec.{key}")
+    for name, init in spec.get("inits", {}).items():
+        _check_types(init, "init", f"meta.spec.inits[{name!r}]")
+    if "method" in spec and not isinstance(spec["method"], str):
+        raise FormatError(f"meta.spec.method must be a string, got {spec['method']!r:.40}")
+    if "hparams" in spec and not 0 < spec["hparams"].get("k", 0) <= 1:
+        raise FormatError("meta.spec.hparams.k must be a number in (0, 1]")
 
 
 def _entries(meta) -> list[tuple[str, dict]]:
@@ -148,8 +198,8 @@ def _entries(meta) -> list[tuple[str, dict]]:
         if (cen is not None) != (kind == "ternary"):
             raise FormatError(f"tensor {name!r}: centroids belong to ternary tensors only, and they need them")
         if cen is not None and not (isinstance(cen, list) and len(cen) == 2 and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in cen)):
-            raise FormatError(f"tensor {name!r}: centroids {cen!r:.60} are not two numbers")
+                _is_float32(x) for x in cen)):
+            raise FormatError(f"tensor {name!r}: centroids {cen!r:.60} are not two float32 numbers")
         if "o" in e and (e["o"] != "g" or kind == "dense"):
             raise FormatError(f"tensor {name!r}: order {e['o']!r:.20} invalid (\"g\", on bit sections only)")
         out.append((name, e))
@@ -157,6 +207,95 @@ def _entries(meta) -> list[tuple[str, dict]]:
     if [e["i"] for _, e in out] != list(range(len(out))):
         raise FormatError("tensor indices in meta.t are not 0, 1, ..., n-1 (each once)")
     return out
+
+
+def _spec_of(meta) -> NetworkSpec:
+    """The NetworkSpec in ``meta`` after the checks of 7.3.1-2; its value errors are format errors."""
+    try:
+        return NetworkSpec.from_dict(meta["spec"])
+    except ConnpackError as e:
+        raise FormatError(f"invalid network description: {e}") from None
+
+
+def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    """architecture_shapes(spec), refused (FormatError / SizeOverflowError) if it cannot be built or holds more
+    than ``max_weights`` elements. Numbers no network within the budget can have are refused before torch
+    sees them (an input, a class count or a squared width larger than the budget)."""
+    m = spec.model  # every architecture has at least width**2 weights (two hidden layers scaled by it)
+    if math.prod(m.in_shape) > max_weights or m.num_classes > max_weights or m.width ** 2 > max_weights:
+        raise SizeOverflowError(f"model {m.arch!r} (in_shape {list(m.in_shape)}, num_classes {m.num_classes}, "
+                                f"width {m.width:g}) exceeds the budget of {max_weights} weights (--max-weights)")
+    try:
+        names, shapes = architecture_shapes(spec)
+    except FormatError:
+        raise
+    except ConnpackError as e:
+        raise FormatError(f"cannot rebuild the architecture: {e}") from None
+    except (RuntimeError, ValueError, OverflowError, TypeError, ZeroDivisionError) as e:  # torch on absurd sizes
+        raise FormatError(f"cannot rebuild the architecture {m.arch!r}: {type(e).__name__}: {e}"[:300]) from None
+    total = sum(math.prod(v) for v in shapes.values())
+    if total > max_weights:
+        raise SizeOverflowError(f"architecture {m.arch!r} has {total} weights, more than the budget of "
+                                f"{max_weights} (--max-weights)")
+    return names, shapes
+
+
+def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max_weights: int = DEFAULT_MAX_WEIGHTS,
+                  check: bool = True) -> None:
+    """Every check of cpk.md 7.3.1-7.3.3 that needs no payload, in that order, on the header alone:
+    ``sections`` maps each section name to (dtype code, shape) (formats.section_table). Run before any
+    section is decoded (formats.decode's ``validate``), so a bad header costs no decoding. With ``check`` the
+    sections must be exactly the architecture's tensors; the architecture must fit ``max_weights`` elements.
+    """
+    entries = _entries(meta)
+    spec = _spec_of(meta)
+    for name, e in entries:  # 7.3.2: the sections each tensor needs, of the right dtype
+        kind, main = e["k"], sections.get(name)
+        want = ("f4",) if kind == "dense" else ("b1",)
+        if main is None:
+            raise FormatError(f"tensor section {name!r} is missing")
+        if main[0] not in want:
+            raise FormatError(f"section {name!r} has dtype {main[0]}, a {kind} tensor needs {want[0]}")
+        extra = {"ternary": (":s", ("b1",)), "values": (":v", VALUE_CODES)}.get(kind)
+        if extra:
+            sub = sections.get(name + extra[0])
+            if sub is None:
+                raise FormatError(f"tensor section {name + extra[0]!r} is missing")
+            if sub[0] not in extra[1]:
+                raise FormatError(f"section {name + extra[0]!r} has dtype {sub[0]}, expected {'/'.join(extra[1])}")
+    claimed = {n for n, _ in entries} | {n + x for n, e in entries for x in (":s", ":v")
+                                         if (e["k"], x) in (("ternary", ":s"), ("values", ":v"))}
+    for name, (code, _shape) in sections.items():
+        if name in claimed:
+            continue
+        if ":" in name:
+            raise FormatError(f"section {name!r} belongs to no tensor in meta.t")
+        if code != "f4":
+            raise FormatError(f"dense section {name!r} has dtype {code}, dense tensors are f4")
+    if not check:
+        return
+    names, shapes = _architecture_of(spec, max_weights)  # 7.3.3
+    arch = spec.model.arch
+    ours = [n for n, _ in entries]
+    if ours != names:
+        bad = next((i for i, (a, b) in enumerate(zip(ours, names)) if a != b), min(len(names), len(ours)))
+        got = ours[bad] if bad < len(ours) else "nothing"
+        want = names[bad] if bad < len(names) else "nothing"
+        raise ShapeMismatchError(f"tensor index {bad} is {got!r}, architecture '{arch}' has {want!r}")
+    state = {n: shp for n, (_c, shp) in sections.items() if ":" not in n}
+    missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+    if missing or unexpected:
+        raise ShapeMismatchError(f"tensors do not match architecture '{arch}': "
+                                 f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for key, shape in shapes.items():
+        if state[key] != shape:
+            raise ShapeMismatchError(f"tensor {key!r} has shape {state[key]}, architecture '{arch}' expects {shape}")
+    for name, e in entries:  # a :s / :v section holds one element per kept weight: at most the tensor's size
+        for x in (":s", ":v"):
+            sub = sections.get(name + x)
+            if sub is not None and (len(sub[1]) != 1 or sub[1][0] > math.prod(shapes[name])):
+                raise ShapeMismatchError(f"section {name + x!r} has shape {sub[1]}, its tensor keeps at most "
+                                         f"{math.prod(shapes[name])} weights")
 
 
 def _section(c: formats.Container, name: str, kinds: str, shape: tuple | None = None) -> np.ndarray:
@@ -173,10 +312,12 @@ def _section(c: formats.Container, name: str, kinds: str, shape: tuple | None = 
 
 
 def from_container(c: formats.Container) -> Description:
-    """The Description in a decoded container; every meta field and section is checked (cpk.md 7)."""
+    """The Description in a decoded container; every meta field and section is checked (cpk.md 7; the
+    architecture by ``validate_meta`` with ``check``, which ``decode``/``unpack`` run before decoding)."""
+    validate_meta(c.meta, {n: (formats.dtype_code(a.dtype), a.shape) for n, a in c.arrays.items()}, check=False)
     entries = _entries(c.meta)
+    spec = _spec_of(c.meta)
     try:
-        spec = NetworkSpec.from_dict(c.meta["spec"])
         tensors, hashes, used = {}, {}, set()
         for name, entry in entries:
             kind = entry["k"]
@@ -263,12 +404,20 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values: str =
     return formats.write(path, to_container(desc, values, codec), codec=codec)
 
 
-def unpack(path: str | Path, *, check: bool = True) -> Description:
-    """Read and validate a .cpk file; with ``check`` the tensors must fit the architecture (check_architecture).
+def _validator(max_weights: int, check: bool):
+    def validate(meta, sections):
+        validate_meta(meta, sections, max_weights=max_weights, check=check)
+    return validate
 
-    Weight hashes are checked when the weights are materialised (Description.state_dict).
+
+def decode(data: bytes, *, max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool = True) -> Description:
+    """The Description in .cpk bytes, validated in the order of cpk.md 3 and 7.3: the header and the metadata
+    (``validate_meta``, against the architecture with ``check``, within ``max_weights`` elements) before any
+    section is decoded. Weight hashes are checked when the weights are materialised (Description.state_dict).
     """
-    desc = from_container(formats.read(path))
-    if check:
-        check_architecture(desc)
-    return desc
+    return from_container(formats.decode(data, max_elements=max_weights, validate=_validator(max_weights, check)))
+
+
+def unpack(path: str | Path, *, check: bool = True, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Description:
+    """Read and validate a .cpk file (``decode``)."""
+    return from_container(formats.read(path, max_elements=max_weights, validate=_validator(max_weights, check)))

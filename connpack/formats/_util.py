@@ -225,11 +225,34 @@ def ans_decoder(buf: bytes):
         raise CorruptPayloadError(f"invalid ANS stream: {e}") from None
 
 
+ANS_CHUNK = 1 << 18  # symbols decoded per call before looking for the fixed point below
+
+
 def ans_decode(coder, model, count: int) -> np.ndarray:
+    """``count`` symbols of ``model`` from ``coder``, in chunks.
+
+    Once the state x is below 2**24 with no words left, decoding symbol 0 leaves x unchanged (cpk.md 4, step
+    2: x = f_0 * 0 + q - 0): every further symbol of this model is 0. The rest of the output is then filled
+    with zeros without decoding, so a tiny stream that declares billions of symbols costs no more time than
+    the memory of its declared shape (its state is checked by ``ans_finish`` as usual). Symbols are < 256 in
+    every model of cpk.md 4, so they come back as uint8.
+    """
+    count = int(count)
+    out = np.zeros(count, dtype=np.uint8)  # every model of cpk.md 4 has at most 256 symbols
+    pos = 0
     try:
-        return np.asarray(coder.decode(model, int(count)))
+        while pos < count:
+            step = min(ANS_CHUNK, count - pos)
+            out[pos:pos + step] = coder.decode(model, step)
+            pos += step
+            if pos < count and (coder.is_empty() or coder.num_valid_bits() < PRECISION):
+                out[pos] = coder.decode(model, 1)[0]
+                pos += 1
+                if out[pos - 1] == 0:
+                    break  # fixed point: the remaining symbols are 0 (already zero in ``out``)
     except Exception as e:
         raise CorruptPayloadError(f"invalid ANS stream: {e}") from None
+    return out
 
 
 def ans_finish(coder) -> None:
@@ -241,9 +264,9 @@ def ans_finish(coder) -> None:
 
 def unpack_checked(packed: np.ndarray, n: int) -> np.ndarray:
     """Unpack MSB-first bytes to ``n`` bools; the padding bits after ``n`` MUST be zero."""
-    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), count=None)
-    if bits.size < n or bits.size - n >= 8:
-        raise DecodedLengthError(f"{bits.size} bits for {n} elements")
-    if bits[n:].any():
+    packed = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    if packed.size != (n + 7) // 8:
+        raise DecodedLengthError(f"{8 * packed.size} bits for {n} elements")
+    if n % 8 and packed[-1] & ((1 << (8 - n % 8)) - 1):
         raise CorruptPayloadError("nonzero padding bits")
-    return bits[:n].astype(bool)
+    return np.unpackbits(packed, count=n).view(bool)

@@ -56,7 +56,8 @@ def _np_dtype(code: str) -> np.dtype:
     return _bf16() if dt is None else dt
 
 
-def _dtype_code(dt: np.dtype) -> str:
+def dtype_code(dt: np.dtype) -> str:
+    """The header dtype code of a numpy dtype (cpk.md 2)."""
     for code, d in _DTYPES.items():
         if d is not None and dt == d:
             return code
@@ -224,7 +225,7 @@ def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
             raise SpecError(f"array {name!r} has more than {MAX_NDIM} dimensions")
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
-        code = _dtype_code(arr.dtype)
+        code = dtype_code(arr.dtype)
         arr = np.require(arr, requirements="C")
         if code == "b1":
             cname, payload = _encode_bits(arr, codec, zstd_level)
@@ -405,12 +406,24 @@ def _sections(data: bytes, max_elements: int):
     return meta, table, offsets
 
 
-def decode(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Container:
-    """Parse and fully validate .cpk bytes. Raises only FormatError subclasses on bad input."""
+def section_table(table) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (dtype code, shape)} of a validated section table."""
+    return {e[0]: (e[1], tuple(e[2])) for e in table}
+
+
+def decode(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=None) -> Container:
+    """Parse and fully validate .cpk bytes. Raises only FormatError subclasses on bad input.
+
+    ``validate(meta, sections)``, if given, runs after the checks of steps 1-13 of cpk.md 3 and before any
+    payload is decoded (``sections``: ``section_table``): a layer above refuses bad metadata there, before
+    paying for decoding.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SpecError("decode() takes bytes")
     data = bytes(data)
     meta, table, offsets = _sections(data, max_elements)
+    if validate is not None:
+        validate(meta, section_table(table))
     arrays = {}
     for (name, code, shape, cname, length, _crc), off in zip(table, offsets):
         arrays[name] = _decode_section(data[off:off + length], code, tuple(shape), cname)
@@ -449,11 +462,11 @@ def write(path, c: Container, codec: str = "auto", zstd_level: int = 19) -> int:
     return write_bytes(path, encode(c, codec=codec, zstd_level=zstd_level))
 
 
-def read(path, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Container:
+def read(path, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=None) -> Container:
     """Read and validate a .cpk file. Missing/unreadable -> InputFileError; invalid -> FormatError."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise InputFileError(f"cannot read {os.fspath(path)}: {e.strerror or e}") from None
-    return decode(data, max_elements=max_elements)
+    return decode(data, max_elements=max_elements, validate=validate)
