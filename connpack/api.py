@@ -64,14 +64,16 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
     return pack_description(describe(model_or_path, arch=arch, in_shape=in_shape), out, codec=codec, values=values)
 
 
-def load_description(path: PathLike) -> Description:
-    """The Description in a .cpk file or a connpack run file (model.pt)."""
+def load_description(path: PathLike, *, max_weights: int | None = None) -> Description:
+    """The Description in a .cpk file or a connpack run file (model.pt). A .cpk whose network has more than
+    ``max_weights`` elements (default: connpack.packing.DEFAULT_MAX_WEIGHTS, 2**31) is refused before it
+    is decoded."""
     from connpack import runfile
-    from connpack.packing import unpack
+    from connpack.packing import DEFAULT_MAX_WEIGHTS, unpack
 
     path = Path(path)
     if path.suffix == ".cpk":
-        return unpack(path)
+        return unpack(path, max_weights=max_weights or DEFAULT_MAX_WEIGHTS)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     return runfile.load(path)[0]
@@ -98,8 +100,10 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
     return atomic.write_bytes(out, exporters.to_onnx(load_description(path), kind).SerializeToString())
 
 
-def report(path: PathLike):
-    """Description length of a .cpk file per tensor and in total: a connpack.reporting.Report."""
+def report(path: PathLike, *, max_weights: int | None = None):
+    """Description length of a .cpk file per tensor and in total: a connpack.reporting.Report (``max_weights``:
+    as in ``load_description``)."""
+    from connpack.packing import DEFAULT_MAX_WEIGHTS
     from connpack.reporting import report as make_report
 
-    return make_report(path)
+    return make_report(path, max_weights=max_weights or DEFAULT_MAX_WEIGHTS)

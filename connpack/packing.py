@@ -222,7 +222,7 @@ def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], di
     than ``max_weights`` elements. Numbers no network within the budget can have are refused before torch
     sees them (an input, a class count or a squared width larger than the budget)."""
     m = spec.model  # every architecture has at least width**2 weights (two hidden layers scaled by it)
-    if math.prod(m.in_shape) > max_weights or m.num_classes > max_weights or m.width ** 2 > max_weights:
+    if math.prod(m.in_shape) > max_weights or m.num_classes > max_weights or m.width > math.sqrt(max_weights):
         raise SizeOverflowError(f"model {m.arch!r} (in_shape {list(m.in_shape)}, num_classes {m.num_classes}, "
                                 f"width {m.width:g}) exceeds the budget of {max_weights} weights (--max-weights)")
     try:
@@ -404,7 +404,8 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values: str =
     return formats.write(path, to_container(desc, values, codec), codec=codec)
 
 
-def _validator(max_weights: int, check: bool):
+def validator(max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool = True):
+    """``validate_meta`` as the ``validate`` hook of formats.decode / formats.read."""
     def validate(meta, sections):
         validate_meta(meta, sections, max_weights=max_weights, check=check)
     return validate
@@ -415,9 +416,9 @@ def decode(data: bytes, *, max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool =
     (``validate_meta``, against the architecture with ``check``, within ``max_weights`` elements) before any
     section is decoded. Weight hashes are checked when the weights are materialised (Description.state_dict).
     """
-    return from_container(formats.decode(data, max_elements=max_weights, validate=_validator(max_weights, check)))
+    return from_container(formats.decode(data, max_elements=max_weights, validate=validator(max_weights, check)))
 
 
 def unpack(path: str | Path, *, check: bool = True, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Description:
     """Read and validate a .cpk file (``decode``)."""
-    return from_container(formats.read(path, max_elements=max_weights, validate=_validator(max_weights, check)))
+    return from_container(formats.read(path, max_elements=max_weights, validate=validator(max_weights, check)))

@@ -19,6 +19,9 @@ err_console = Console(stderr=True, highlight=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="dataset folder (default: $CONNPACK_DATA or ~/.cache/connpack)")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+MAX_WEIGHTS_DEFAULT = 2**31  # = connpack.packing.DEFAULT_MAX_WEIGHTS (not imported: the CLI loads lazily)
+MaxWeights = Annotated[int, typer.Option("--max-weights", min=1, help="refuse a .cpk whose network has more "
+                                         "weights (all tensors' elements) than this, before decoding it")]
 
 
 def debug_enabled() -> bool:

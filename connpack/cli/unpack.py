@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from connpack import atomic, exporters
-from connpack.cli.common import console, errors, fail
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, MaxWeights, console, errors, fail
 from connpack.packing import unpack
 
 
@@ -21,13 +21,14 @@ def command(
                                       "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
                                       "(packed bits decoded in-graph: about the .cpk's size; ±c/ternary networks)")]
     = "dense",
+    max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
     if onnx is None and pt is None:
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
     if kind not in exporters.KINDS:
         fail(f"unknown --kind '{kind}' (choose from {', '.join(exporters.KINDS)})", 2)
-    desc = unpack(model)
+    desc = unpack(model, max_weights=max_weights)
     if onnx is not None:
         size = atomic.write_bytes(onnx, exporters.to_onnx(desc, kind).SerializeToString())
         console.print(f"wrote {onnx}  ({size:,} bytes, {kind} ONNX)")

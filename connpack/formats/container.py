@@ -418,16 +418,27 @@ def decode(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=No
     payload is decoded (``sections``: ``section_table``): a layer above refuses bad metadata there, before
     paying for decoding.
     """
+    return decode_inspect(data, max_elements=max_elements, validate=validate)[0]
+
+
+def decode_inspect(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                   validate=None) -> tuple[Container, list[SectionInfo]]:
+    """``decode`` and ``inspect_sections`` in one pass (every section decoded once)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SpecError("decode() takes bytes")
     data = bytes(data)
     meta, table, offsets = _sections(data, max_elements)
     if validate is not None:
         validate(meta, section_table(table))
-    arrays = {}
+    arrays, infos = {}, []
     for (name, code, shape, cname, length, _crc), off in zip(table, offsets):
-        arrays[name] = _decode_section(data[off:off + length], code, tuple(shape), cname)
-    return Container(meta=meta, arrays=arrays)
+        arr = arrays[name] = _decode_section(data[off:off + length], code, tuple(shape), cname)
+        ones = bound = None
+        if code == "b1":
+            ones = int(np.count_nonzero(arr))
+            bound = entropy_bits(arr.size, ones)
+        infos.append(SectionInfo(name, code, tuple(shape), cname, off, length, ones, bound))
+    return Container(meta=meta, arrays=arrays), infos
 
 
 def header_size(data: bytes) -> int:
