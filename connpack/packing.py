@@ -14,6 +14,7 @@ Normative text: formats/cpk.md section 7.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -50,44 +51,123 @@ def magnitude_order(g: np.ndarray) -> np.ndarray:
     return np.argsort(key.ravel(), kind="stable")
 
 
-def _generated(desc: Description, name: str, index: int) -> np.ndarray:
-    return rng.generate(desc.spec.init_for(name), desc.spec.rng.seed, index, desc.tensors[name].shape)
+_CHUNK = 1 << 22  # elements of a generated weight held at once while packing or reordering
+
+
+def _generated_chunks(spec: NetworkSpec, name: str, index: int, shape: tuple):
+    """(start, float32 values) chunks of the generated weight of tensor ``index``, in C order."""
+    n = math.prod(shape)
+    for a in range(0, n, _CHUNK):
+        yield a, rng.generate_range(spec.init_for(name), spec.rng.seed, index, shape, a, min(n, a + _CHUNK))
+
+
+def _key_positions(spec: NetworkSpec, name: str, index: int, shape: tuple, sha=None) -> np.ndarray:
+    """Start position of each |G| order key (cpk.md 7.2) in the sorted order: a pass over G, chunk by chunk,
+    that also feeds ``sha`` (hashlib) the float32 bytes of G when given."""
+    counts = np.zeros(1 << 16, np.uint64)
+    for _a, g in _generated_chunks(spec, name, index, shape):
+        if sha is not None:
+            sha.update(g.astype("<f4", copy=False))
+        rng.kernel().key_counts(g, counts)
+    pos = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=pos[1:])
+    return pos
+
+
+def _reorder(spec: NetworkSpec, name: str, index: int, bits: np.ndarray, *, inverse: bool, sha=None) -> np.ndarray:
+    """``bits`` put in the |G| order (inverse: put back from it), in memory bounded by the bits and one chunk
+    of G. The compiled path is a stable counting sort on the key, the same permutation as magnitude_order."""
+    if rng.kernel() is None:  # the numpy reference
+        g = rng.generate(spec.init_for(name), spec.rng.seed, index, bits.shape)
+        if sha is not None:
+            sha.update(g.astype("<f4", copy=False))
+        order = magnitude_order(g)
+        flat = np.empty(bits.size, dtype=bool)
+        if inverse:
+            flat[order] = bits.ravel()
+        else:
+            flat[:] = bits.ravel()[order]
+        return flat.reshape(bits.shape)
+    pos = _key_positions(spec, name, index, bits.shape, sha)
+    src = np.ascontiguousarray(bits).reshape(-1).view(np.uint8)
+    out = np.empty(bits.size, dtype=bool)
+    dst = out.view(np.uint8)
+    for a, g in _generated_chunks(spec, name, index, bits.shape):
+        b = a + g.size
+        if inverse:
+            rng.kernel().scatter(g, src, dst[a:b], pos, True)
+        else:
+            rng.kernel().scatter(g, src[a:b], dst, pos, False)
+    return out.reshape(bits.shape)
+
+
+def _weight_hash(spec: NetworkSpec, name: str, index: int, shape: tuple) -> str:
+    """rng.tensor_hash of the generated weight, computed chunk by chunk."""
+    sha = hashlib.sha256()
+    for _a, g in _generated_chunks(spec, name, index, shape):
+        sha.update(g.astype("<f4", copy=False))
+    return sha.hexdigest()[:16]
+
+
+def _tensor_parts(spec: NetworkSpec, index: int, name: str, code: TensorCode, weight_hash: str | None,
+                  values: str, codec: str, coded: bool) -> tuple[dict, dict]:
+    """(meta entry, {section name: array}) of one tensor (cpk.md 7.2); with ``coded`` the sections are
+    formats.Section payloads, coded here, so that the bits' |G| order trial codes each candidate once."""
+    section = (lambda n, a: formats.encode_section(n, a, codec)) if coded else (lambda n, a: a)
+    entry: dict = {"i": index, "k": code.kind}
+    parts: dict = {}
+    sha = hashlib.sha256() if code.kind in USES_GENERATED and weight_hash is None else None
+    if code.kind == "dense":
+        parts[name] = section(name, code.values.astype(np.float32))
+    else:
+        parts[name] = section(name, code.bits)
+        if spec.init_for(name).dist in MAGNITUDE_INITS and code.bits.size > 1:
+            ordered = _reorder(spec, name, index, code.bits, inverse=False, sha=sha)
+            if sha is not None:  # the pass over G that found the order also hashed it
+                weight_hash = sha.hexdigest()[:16]
+            alt = formats.encode_section(name, ordered, codec)
+            plain = parts[name] if coded else formats.encode_section(name, code.bits, codec)
+            if len(alt.payload) < len(plain.payload):
+                parts[name], entry["o"] = (alt if coded else ordered), "g"
+    if code.kind in USES_GENERATED:
+        entry["h"] = weight_hash if weight_hash is not None else _weight_hash(spec, name, index, code.shape)
+    if code.kind == "ternary":
+        parts[f"{name}:s"] = section(f"{name}:s", code.signs)
+        entry["c"] = [float(np.float32(c)) for c in code.centroids]
+    if code.kind == "values":
+        parts[f"{name}:v"] = section(f"{name}:v", _cast_values(code.values, values))
+    return entry, parts
+
+
+def _dense_array(v) -> np.ndarray:
+    v = np.asarray(v, order="C")  # keeps 0-d tensors 0-d
+    return v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v  # f4 (7.2)
+
+
+def _parts(desc: Description, values: str, codec: str, coded: bool):
+    """meta, then (name, array or Section) of every section, one tensor at a time."""
+    meta_t: dict[str, dict] = {}
+    meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
+    yield meta
+    for index, (name, code) in enumerate(desc.tensors.items()):
+        entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded)
+        meta_t[name] = entry
+        yield from parts.items()
+    for name, v in desc.dense.items():
+        a = _dense_array(v)
+        yield name, (formats.encode_section(name, a, codec) if coded else a)
 
 
 def to_container(desc: Description, values: str = "float32", codec: str = "auto") -> formats.Container:
     """The container of ``desc`` (cpk.md 7). A bit section over a weight drawn with varying magnitudes is
     stored in the |G| order (entry "o": "g") when that codes smaller with ``codec``: magnitude pruning
     rewound to the initial weights (IMP, ASNI) keeps mostly the weights that were large at init, so in that
-    order the mask's density rises steadily and the context codec's row classes capture it."""
-    meta_t: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
-    missing = [n for n, c in desc.tensors.items() if c.kind in USES_GENERATED and n not in desc.weight_hashes]
-    hashes = dict(desc.weight_hashes)
-    if missing:  # every regenerated weight gets its hash, so unpack can refuse a wrong regeneration
-        hashes.update({n: rng.tensor_hash(w) for n, w in desc.generated().items() if n in missing})
-    for index, (name, code) in enumerate(desc.tensors.items()):
-        entry: dict = {"i": index, "k": code.kind}
-        if code.kind in USES_GENERATED:
-            entry["h"] = hashes[name]
-        if code.kind == "dense":
-            arrays[name] = code.values.astype(np.float32)
-        else:
-            arrays[name] = code.bits
-            if desc.spec.init_for(name).dist in MAGNITUDE_INITS and code.bits.size > 1:
-                ordered = code.bits.ravel()[magnitude_order(_generated(desc, name, index))].reshape(code.shape)
-                if formats.coded_size(ordered, codec) < formats.coded_size(code.bits, codec):
-                    arrays[name], entry["o"] = ordered, "g"
-        if code.kind == "ternary":
-            arrays[f"{name}:s"] = code.signs
-            entry["c"] = [float(np.float32(c)) for c in code.centroids]
-        if code.kind == "values":
-            arrays[f"{name}:v"] = _cast_values(code.values, values)
-        meta_t[name] = entry
-    for name, v in desc.dense.items():
-        v = np.asarray(v, order="C")  # keeps 0-d tensors 0-d
-        arrays[name] = v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v  # f4 (7.2)
-    meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
-    return formats.Container(meta=meta, arrays=arrays)
+    order the mask's density rises steadily and the context codec's row classes capture it. Every
+    regenerated weight gets its hash (computed if ``desc`` lacks it), so unpack can refuse a wrong
+    regeneration."""
+    it = _parts(desc, values, codec, coded=False)
+    meta = next(it)
+    return formats.Container(meta=meta, arrays=dict(it))
 
 
 DEFAULT_MAX_WEIGHTS = formats.DEFAULT_MAX_ELEMENTS  # 2**31 elements (all sections, all state-dict tensors)
@@ -328,10 +408,7 @@ def from_container(c: formats.Container) -> Description:
                 continue
             main = _section(c, name, "b")
             if entry.get("o") == "g":  # stored in |G| order: put every bit back at its position
-                g = rng.generate(spec.init_for(name), spec.rng.seed, entry["i"], main.shape)
-                flat = np.empty(main.size, dtype=bool)
-                flat[magnitude_order(g)] = main.ravel()
-                main = flat.reshape(main.shape)
+                main = _reorder(spec, name, entry["i"], main, inverse=True)
             kept = (int(np.count_nonzero(main)),)
             kw = {}
             if kind == "ternary":
@@ -400,8 +477,13 @@ def check_architecture(desc: Description) -> None:
 
 
 def pack(desc: Description, path: str | Path, codec: str = "auto", values: str = "float32") -> int:
-    """Write ``desc`` as a .cpk file atomically; returns the file size in bytes."""
-    return formats.write(path, to_container(desc, values, codec), codec=codec)
+    """Write ``desc`` as a .cpk file atomically; returns the file size in bytes. The same bytes as
+    ``formats.write(path, to_container(desc, values, codec), codec)``, in bounded memory: tensor by tensor,
+    each section coded once and its arrays dropped before the next (only the coded payloads are kept)."""
+    it = _parts(desc, values, codec, coded=True)
+    meta = next(it)
+    sections = [sec for _name, sec in it]
+    return formats.write_sections(path, meta, sections)
 
 
 def validator(max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool = True):

@@ -87,6 +87,7 @@ __all__ = [
     "generate_range",
     "scores_uniform",
     "backend",
+    "kernel",
     "tensor_hash",
 ]
 
@@ -139,6 +140,11 @@ def _load_compiled():
 _C = _load_compiled()
 # kinds of _rngc.fill
 _K_WORDS, _K_UNIFORM, _K_KAIMING_UNIFORM, _K_SCORES, _K_SIGNED, _K_NORMAL, _K_NORMAL64, _K_UNIFORM64 = range(8)
+
+
+def kernel():
+    """The compiled kernel (connpack._rngc), or None when the numpy reference is the generator."""
+    return _C
 
 
 def backend() -> str:

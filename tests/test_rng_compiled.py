@@ -127,5 +127,5 @@ def test_numpy_backend_passes_the_golden_tests(module):
     env = {**os.environ, "CONNPACK_RNG": "numpy", "OMP_NUM_THREADS": "1"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", module],
-                       capture_output=True, text=True, env=env, cwd=root)
+                       capture_output=True, text=True, env=env, cwd=root, check=False)
     assert r.returncode == 0, r.stdout[-2000:]

@@ -188,9 +188,50 @@ def _auto_bits(arr: np.ndarray, zstd_level: int) -> tuple[str, bytes]:
 
 def coded_size(bits: np.ndarray, codec: str = "auto", zstd_level: int = 19) -> int:
     """Bytes of the payload ``encode`` would write for the bool array ``bits`` with ``codec``."""
+    _check_codec_name(codec)
+    return len(_encode_bits(np.require(np.asarray(bits, dtype=bool), requirements="C"), codec, zstd_level)[1])
+
+
+@dataclass(frozen=True)
+class Section:
+    """One coded section (``encode_section``): its header fields and payload, ready for ``assemble``."""
+
+    name: str
+    dtype: str  # header dtype code
+    shape: tuple
+    codec: str
+    payload: bytes
+
+
+def _check_codec_name(codec: str) -> None:
     if codec != "auto" and codec not in CODECS:
         raise UnknownCodecNameError(f"unknown codec {codec!r}; known: auto, {', '.join(CODECS)}")
-    return len(_encode_bits(np.require(np.asarray(bits, dtype=bool), requirements="C"), codec, zstd_level)[1])
+
+
+def encode_section(name: str, arr: np.ndarray, codec: str = "auto", zstd_level: int = 19) -> Section:
+    """Code one array as ``encode`` codes it (see there for ``codec``): a writer can code a network's
+    sections one at a time, dropping each array before the next, and ``assemble`` the payloads."""
+    _check_codec_name(codec)
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"array name {name!r} must be a non-empty string")
+    try:
+        if len(name.encode("utf-8")) > MAX_NAME:
+            raise SpecError(f"array name longer than {MAX_NAME} bytes")
+    except UnicodeEncodeError:
+        raise SpecError(f"array name {name!r} is not valid Unicode") from None
+    if not isinstance(arr, np.ndarray):
+        raise SpecError(f"array {name!r} is a {type(arr).__name__}, not a numpy array")
+    if arr.ndim > MAX_NDIM:
+        raise SpecError(f"array {name!r} has more than {MAX_NDIM} dimensions")
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    code = dtype_code(arr.dtype)
+    arr = np.require(arr, requirements="C")
+    if code == "b1":
+        cname, payload = _encode_bits(arr, codec, zstd_level)
+    else:
+        cname, payload = _encode_numeric(arr, codec if codec in NUMERIC_CODECS else "auto", zstd_level)
+    return Section(name, code, tuple(arr.shape), cname, payload)
 
 
 def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
@@ -202,39 +243,29 @@ def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
     """
     if not isinstance(c, Container):
         raise SpecError("encode() takes a Container")
-    if codec != "auto" and codec not in CODECS:
-        raise UnknownCodecNameError(f"unknown codec {codec!r}; known: auto, {', '.join(CODECS)}")
+    _check_codec_name(codec)
     if not isinstance(c.meta, dict):
         raise SpecError("Container.meta must be a dict")
     _check_meta(c.meta)
     if not isinstance(c.arrays, dict):
         raise SpecError("Container.arrays must be a dict")
-    entries, payloads = [], []
-    for name in sorted(c.arrays):
-        if not isinstance(name, str) or not name:
-            raise SpecError(f"array name {name!r} must be a non-empty string")
-        try:
-            if len(name.encode("utf-8")) > MAX_NAME:
-                raise SpecError(f"array name longer than {MAX_NAME} bytes")
-        except UnicodeEncodeError:
-            raise SpecError(f"array name {name!r} is not valid Unicode") from None
-        arr = c.arrays[name]
-        if not isinstance(arr, np.ndarray):
-            raise SpecError(f"array {name!r} is a {type(arr).__name__}, not a numpy array")
-        if arr.ndim > MAX_NDIM:
-            raise SpecError(f"array {name!r} has more than {MAX_NDIM} dimensions")
-        if arr.dtype.byteorder == ">":
-            arr = arr.astype(arr.dtype.newbyteorder("<"))
-        code = dtype_code(arr.dtype)
-        arr = np.require(arr, requirements="C")
-        if code == "b1":
-            cname, payload = _encode_bits(arr, codec, zstd_level)
-        else:
-            cname, payload = _encode_numeric(arr, codec if codec in NUMERIC_CODECS else "auto", zstd_level)
-        entries.append([name, code, list(arr.shape), cname, len(payload), zlib.crc32(payload)])
-        payloads.append(payload)
+    return assemble(c.meta, [encode_section(name, c.arrays[name], codec, zstd_level) for name in sorted(c.arrays)])
+
+
+def assemble(meta: dict, sections: list[Section]) -> bytes:
+    """The .cpk bytes of ``meta`` and coded ``sections`` (any order: they are laid out sorted by name)."""
+    if not isinstance(meta, dict):
+        raise SpecError("Container.meta must be a dict")
+    _check_meta(meta)
+    sections = sorted(sections, key=lambda sec: sec.name)
+    for a, b in zip(sections, sections[1:]):
+        if a.name == b.name:
+            raise SpecError(f"two sections named {a.name!r}")
+    entries = [[sec.name, sec.dtype, list(sec.shape), sec.codec, len(sec.payload), zlib.crc32(sec.payload)]
+               for sec in sections]
+    payloads = [sec.payload for sec in sections]
     try:
-        header = _canonical({"m": c.meta, "s": entries})
+        header = _canonical({"m": meta, "s": entries})
     except (ValueError, TypeError, UnicodeEncodeError) as e:
         raise SpecError(f"metadata is not serialisable as canonical JSON: {e}") from None
     if len(header) > MAX_HEADER:
@@ -471,6 +502,14 @@ def write(path, c: Container, codec: str = "auto", zstd_level: int = 19) -> int:
     from connpack.atomic import write_bytes  # pure Python, no torch
 
     return write_bytes(path, encode(c, codec=codec, zstd_level=zstd_level))
+
+
+def write_sections(path, meta: dict, sections: list[Section]) -> int:
+    """``write`` for sections coded one at a time (``encode_section``); the same bytes as ``write`` of
+    the Container they came from."""
+    from connpack.atomic import write_bytes  # pure Python, no torch
+
+    return write_bytes(path, assemble(meta, sections))
 
 
 def read(path, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=None) -> Container:
