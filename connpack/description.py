@@ -15,6 +15,7 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from connpack.errors import SpecError, WeightHashError
 from connpack.specs import NetworkSpec
 
 KINDS = ("mask", "flip", "ternary", "values", "dense")
+_HASH_CHUNK = 1 << 20  # elements: a regenerated weight is hashed in chunks of this size while the next is made
 USES_GENERATED = ("mask", "flip")
 
 
@@ -74,6 +76,10 @@ class TensorCode:
             if generated is None or generated.shape != self.shape:
                 raise SpecError(f"{self.kind} tensor needs the generated weight of shape {self.shape}")
             w = generated if inplace and generated.dtype == np.float32 else generated.astype(np.float32)
+            if rng.kernel() is not None and w.flags.c_contiguous:  # one compiled pass, the same bits as below
+                rng.kernel().apply(w.reshape(-1), np.ascontiguousarray(self.bits).reshape(-1).view(np.uint8),
+                                   self.kind == "flip")
+                return w
             if self.kind == "mask":  # +0.0 where pruned
                 np.copyto(w, np.float32(0), where=~self.bits)
             else:
@@ -117,6 +123,33 @@ class Description:
             if h != self.weight_hashes[name]:
                 raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
 
+    def _generated_checked(self, index: int, name: str, shape: tuple, verify: bool) -> np.ndarray:
+        """The generated weight of tensor ``index``; with ``verify`` its hash is checked (WeightHashError).
+        A large tensor is hashed chunk by chunk while the next chunk is generated on other threads."""
+        init, seed = self.spec.init_for(name), self.spec.rng.seed
+        n = math.prod(shape)
+        if not verify or name not in self.weight_hashes or n <= 2 * _HASH_CHUNK:
+            g = rng.generate(init, seed, index, shape)
+            if verify:
+                self.verify({name: g})
+            return g
+        out = np.empty(n, np.float32)
+        sha = hashlib.sha256()
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            def gen(a):
+                b = min(n, a + _HASH_CHUNK)
+                return ex.submit(rng.generate_range, init, seed, index, shape, a, b, out=out[a:b])
+
+            pending = gen(0)
+            for a in range(0, n, _HASH_CHUNK):
+                pending.result()
+                if a + _HASH_CHUNK < n:
+                    pending = gen(a + _HASH_CHUNK)
+                sha.update(out[a:a + _HASH_CHUNK].astype("<f4", copy=False))  # releases the GIL
+        if sha.hexdigest()[:16] != self.weight_hashes[name]:
+            raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
+        return out.reshape(shape)
+
     def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
         """Effective weights + dense tensors: what a plain (materialised) network loads. With ``verify``
         each regenerated weight's hash is checked as soon as it is made (WeightHashError before the next)."""
@@ -124,9 +157,7 @@ class Description:
         for index, (name, code) in enumerate(self.tensors.items()):
             g = None
             if code.kind in USES_GENERATED:
-                g = rng.generate(self.spec.init_for(name), self.spec.rng.seed, index, code.shape)
-                if verify:
-                    self.verify({name: g})
+                g = self._generated_checked(index, name, code.shape, verify)
             out[name] = code.materialize(g, inplace=True)
         out.update(self.dense)
         return out

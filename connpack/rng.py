@@ -574,9 +574,18 @@ def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS
 
 
 def generate_range(init, seed: int, index: int, shape, start: int, stop: int, *,
-                   stream: int = STREAM_WEIGHTS) -> np.ndarray:
+                   stream: int = STREAM_WEIGHTS, out: np.ndarray | None = None) -> np.ndarray:
     """Elements start .. stop-1 (C order) of ``generate(init, seed, index, shape)``, as a 1-D float32 array,
-    without the others: a large tensor can be regenerated chunk by chunk in bounded memory."""
+    without the others: a large tensor can be regenerated chunk by chunk in bounded memory. ``out``: a
+    contiguous float32 array of stop - start elements to write them to (returned)."""
+    got = _generate_range(init, seed, index, shape, start, stop, stream, out)
+    if out is not None and got is not out:
+        out[...] = got
+        return out
+    return got
+
+
+def _generate_range(init, seed, index, shape, start, stop, stream, out) -> np.ndarray:
     from connpack.specs import InitSpec
 
     if not isinstance(init, InitSpec):
@@ -586,15 +595,20 @@ def generate_range(init, seed: int, index: int, shape, start: int, stop: int, *,
     start, stop = _check_count(start, "start"), _check_count(stop, "stop")
     if not start <= stop <= n:
         raise SpecError(f"generate_range: need 0 <= start <= stop <= {n}, got [{start}, {stop})")
+    if out is not None and (out.dtype != np.float32 or out.shape != (stop - start,) or not out.flags.c_contiguous):
+        raise SpecError(f"generate_range: out must be a contiguous float32 array of {stop - start} elements")
     dist = init.dist
     if dist == "zeros":
-        return np.zeros(stop - start, np.float32)
+        return np.zeros(stop - start, np.float32)  # generate_range copies into ``out``
     if dist == "ones":
         return np.ones(stop - start, np.float32)
     fan_in, fan_out = fans(shape)
     if n == 0:
         return np.zeros(0, np.float32)
-    out = np.empty(stop - start, np.float32) if _C is not None else None
+    if _C is None:
+        out = None  # the reference allocates its own; generate_range copies
+    elif out is None:
+        out = np.empty(stop - start, np.float32)
     scale, gain = float(init.scale), float(init.gain)
     if dist == "signed_constant":
         mag = (scale * gain) / math.sqrt(fan_in)

@@ -60,3 +60,19 @@ def test_state_dict_is_the_same_on_both_backends(monkeypatch):
     got = desc.state_dict()
     assert set(got) == set(want)
     assert all(got[k].tobytes() == want[k].tobytes() for k in want)
+
+
+@pytest.mark.parametrize("name", ["mask", "flip"])
+def test_chunked_hash_check_while_generating(monkeypatch, backend, name):
+    from connpack import description
+    from connpack.errors import WeightHashError
+
+    desc, _ = golden_networks()[name]
+    desc.record_hashes(desc.generated())
+    want = desc.state_dict()
+    monkeypatch.setattr(description, "_HASH_CHUNK", 77)  # fc1 (960 weights) in 13 chunks
+    got = desc.state_dict()
+    assert all(got[k].tobytes() == want[k].tobytes() for k in want)
+    desc.weight_hashes["fc1.weight"] = "0" * 16
+    with pytest.raises(WeightHashError, match="fc1.weight"):
+        desc.state_dict()
