@@ -91,7 +91,7 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
     """Export a .cpk / model.pt network to ONNX (written atomically); returns the file size in bytes.
 
     kind: dense (the materialised network), compact (dead units removed), sparse-init (COO initialisers),
-    sparse (compact + COO), self-decoding (packed bits decoded in the graph) — see connpack.exporters.
+    sparse (compact + COO), self-decoding (weights regenerated and bits decoded in the graph) — see connpack.exporters.
     """
     from connpack import atomic, exporters
 

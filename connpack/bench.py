@@ -2,7 +2,7 @@
 
 Variants of a .cpk (or a connpack model.pt): PyTorch eager on the materialised module, and onnxruntime on
 the dense graph, the dense graph with COO sparse constants (``sparse-init``), the compacted graph
-(``compact``, sequential networks) and the self-decoding graph (±c / ternary networks). An .onnx file that
+(``compact``, sequential networks) and the self-decoding graph (mask / flip / ternary networks). An .onnx file that
 is not ours is benchmarked as it is (one onnxruntime row).
 
 Method: threads pinned to ``threads`` (onnxruntime: ``intra_op_num_threads``, sequential execution with one

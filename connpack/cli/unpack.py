@@ -19,7 +19,7 @@ def command(
     kind: Annotated[str, typer.Option("--kind", help="graph written by --onnx: dense (any network); compact (dead "
                                       "units removed: smaller and faster, same outputs); sparse-init (weights as COO "
                                       "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
-                                      "(packed bits decoded in-graph: about the .cpk's size; ±c/ternary networks)")]
+                                      "(weights regenerated and masked in-graph: near the .cpk's size; mask/flip/ternary networks)")]
     = "dense",
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):

@@ -6,7 +6,7 @@ ONNX kinds (``to_onnx(desc, kind)``; ``connpack unpack --kind``, ``connpack.expo
     compact        dead units/channels removed, identical outputs (compact)           sequential networks
     sparse-init    weights as COO sparse constants where smaller (onnx_sparse)        any sequential network
     sparse         compact + COO sparse constants (onnx_sparse)                        sequential networks
-    self-decoding  packed bits decoded inside the graph (onnx_selfdecoding)           ±c / ternary networks
+    self-decoding  weights regenerated + coded bits decoded in the graph (onnx_selfdecoding)  mask/flip/ternary
 """
 from __future__ import annotations
 
