@@ -225,8 +225,7 @@ def _check_types(obj: dict, kind: str, where: str) -> None:
 
 
 def _check_spec_fields(spec) -> None:
-    """Only the fields NetworkSpec.compact_dict() writes (cpk.md 7.1), each of its JSON type; anything else is
-    an unknown field (UnknownFieldError, step 7.3.1) or a wrong type (FormatError, step 7.3.2)."""
+    """Step 7.3.1 on meta.spec: only the fields NetworkSpec.compact_dict() writes (cpk.md 7.1)."""
     _known_fields(spec, SPEC_KEYS, "meta.spec")
     if "hparams" in spec:  # edge-popup's k, the only method setting a rebuild records (cpk.md 7.1)
         _known_fields(spec["hparams"], ["k"], "meta.spec.hparams")
@@ -241,6 +240,10 @@ def _check_spec_fields(spec) -> None:
                 _known_fields(init, allowed, f"meta.spec.inits[{name!r}]")
         else:
             _known_fields(spec[key], allowed, f"meta.spec.{key}")
+
+
+def _check_spec_types(spec) -> None:
+    """Step 7.3.2 on meta.spec: every field of its JSON type (cpk.md 7.1)."""
     for key in ("model", "rng", "init", "hparams"):
         if key in spec:
             _check_types(spec[key], key, f"meta.spec.{key}")
@@ -258,12 +261,14 @@ def _entries(meta) -> list[tuple[str, dict]]:
     for key in META_KEYS:
         if key not in meta:
             raise FormatError(f"meta lacks the field {key!r}")
-    _check_spec_fields(meta["spec"])
+    _check_spec_fields(meta["spec"])  # 7.3.1: unknown fields anywhere, before any type (7.3.2)
     if not isinstance(meta["t"], dict):
         raise FormatError("meta.t must be a JSON object")
-    out = []
     for name, e in meta["t"].items():
         _known_fields(e, ENTRY_KEYS, f"meta.t[{name!r}]")
+    _check_spec_types(meta["spec"])
+    out = []
+    for name, e in meta["t"].items():
         kind, index = e.get("k"), e.get("i")
         if kind not in KINDS:
             raise FormatError(f"tensor {name!r}: unknown kind {kind!r:.40}")

@@ -356,3 +356,129 @@ def test_check_order_covers_every_container_error_class():
 
 def test_put_uvarint_is_what_the_crafted_files_use():
     assert H.ANS_STUCK[1:2] == put_uvarint(1)
+
+
+# --------------------------------------------------------------------------- the architecture table (cpk.md 7.8)
+def _table_shapes(arch, C, Hh, Ww, K=10, width=1.0, bias=False, bn="none"):
+    """(connectivity names, {state-dict key: shape}) written from cpk.md 7.8 alone."""
+    def w(n):
+        return max(1, round(n * width))
+
+    conn, sd = [], {}
+
+    def conv(p, i, o, k=3):
+        conn.append(p + ".weight")
+        sd[p + ".weight"] = (o, i, k, k)
+        if bias:
+            sd[p + ".bias"] = (o,)
+
+    def lin(p, i, o):
+        conn.append(p + ".weight")
+        sd[p + ".weight"] = (o, i)
+        if bias:
+            sd[p + ".bias"] = (o,)
+
+    def norm(p, n, mode):
+        keys = {"none": (), "frozen": ("running_mean", "running_var"),
+                "affine": ("weight", "bias", "running_mean", "running_var")}[mode]
+        sd.update({f"{p}.{k}": (n,) for k in keys})
+
+    count = {"conv": 0, "fc": 0, "bn": 0}
+
+    def nxt(kind):
+        count[kind] += 1
+        return f"{kind}{count[kind]}"
+
+    def classifier(n_in, hidden):
+        for h in hidden:
+            lin(nxt("fc"), n_in, w(h))
+            if bn != "none":
+                norm(nxt("bn"), w(h), bn)
+            n_in = w(h)
+        lin(nxt("fc"), n_in, K)
+
+    if arch == "lenet300":
+        classifier(C * Hh * Ww, (300, 100))
+    elif arch.startswith("conv"):
+        c = C
+        for n in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}[arch]:
+            for _ in range(2):
+                conv(nxt("conv"), c, w(n))
+                if bn != "none":
+                    norm(nxt("bn"), w(n), bn)
+                c = w(n)
+            Hh, Ww = Hh // 2, Ww // 2
+        classifier(c * Hh * Ww, (256, 256))
+    elif arch == "lenet5":
+        c = C
+        for n in (6, 16):
+            conv(nxt("conv"), c, w(n))
+            if bn != "none":
+                norm(nxt("bn"), w(n), bn)
+            c, Hh, Ww = w(n), (Hh - 2) // 2, (Ww - 2) // 2
+        classifier(c * Hh * Ww, (120, 84))
+    elif arch.startswith("vgg"):
+        cfg = {"vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
+               "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
+               "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"}[arch].split()
+        pos, c = 0, C
+        for item in cfg:
+            if item == "M":
+                pos += 1
+                continue
+            conv(str(pos), c, w(int(item)))
+            norm(str(pos + 1), w(int(item)), "frozen" if bn == "frozen" else "affine")
+            c, pos = w(int(item)), pos + 3
+        lin(str(pos + 2), c, K)
+    elif arch == "resnet18":
+        conv("conv1", C, w(64))
+        norm("bn1", w(64), bn)
+        c_in = w(64)
+        for s, n in enumerate((64, 128, 256, 512), start=1):
+            for b in range(2):
+                stride, p = (2 if s > 1 and b == 0 else 1), f"layer{s}.{b}"
+                conv(p + ".conv1", c_in, w(n))
+                norm(p + ".bn1", w(n), bn)
+                conv(p + ".conv2", w(n), w(n))
+                norm(p + ".bn2", w(n), bn)
+                if stride != 1 or c_in != w(n):
+                    conv(p + ".shortcut.0", c_in, w(n), 1)
+                    norm(p + ".shortcut.1", w(n), bn)
+                c_in = w(n)
+        lin("fc", c_in, K)
+    return conn, sd
+
+
+ARCH_CASES = [("lenet300", 1, 28, 28, 10, 1.0, False, "none"), ("lenet300", 3, 8, 8, 7, 0.37, True, "affine"),
+              ("lenet5", 1, 28, 28, 10, 1.0, True, "frozen"), ("lenet5", 3, 12, 14, 5, 2.5, False, "affine"),
+              ("conv2", 3, 32, 32, 10, 0.5, True, "none"), ("conv4", 1, 9, 13, 3, 0.125, False, "frozen"),
+              ("conv6", 3, 32, 32, 10, 0.3, False, "affine"), ("conv8", 3, 16, 16, 100, 0.05, True, "none"),
+              ("vgg11", 3, 32, 32, 10, 0.25, True, "none"), ("vgg13", 1, 32, 32, 10, 0.1, False, "frozen"),
+              ("vgg16", 3, 64, 48, 10, 0.05, True, "affine"), ("resnet18", 3, 32, 32, 10, 0.5, False, "affine"),
+              ("resnet18", 1, 8, 8, 4, 0.003, True, "none"), ("resnet18", 3, 32, 32, 10, 0.1, False, "frozen")]
+
+
+@pytest.mark.parametrize("case", ARCH_CASES, ids=[f"{c[0]}-{c[7]}-w{c[5]}" for c in ARCH_CASES])
+def test_architecture_table_in_the_spec_is_the_code(case):
+    from connpack.specs import ModelSpec, NetworkSpec
+
+    arch, C, Hh, Ww, K, width, bias, bn = case
+    spec = NetworkSpec(model=ModelSpec(arch=arch, in_shape=(C, Hh, Ww), num_classes=K, width=width, bias=bias,
+                                       batchnorm=bn))
+    names, shapes = packing.architecture_shapes(spec)
+    conn, sd = _table_shapes(*case)
+    assert names == conn
+    assert list(shapes.items()) == list(sd.items())
+
+
+# --------------------------------------------------------------------------- structure-aware fuzzing (small)
+def test_structured_fuzz_small_budget():
+    """A few hundred cases of benchmarks/fuzz_structured.py (the long run: 100,000 cases, see its docstring)."""
+    from benchmarks import fuzz_structured as F
+
+    pool = F.seeds()
+    r = np.random.default_rng(16)
+    outcomes = [F.run_case(F.case(r, pool), 2**18) for _ in range(250)]
+    crashes = [o for o in outcomes if o.startswith("CRASH")]
+    assert not crashes, crashes[:3]
+    assert len(set(outcomes)) >= 5  # the mutations reach several checks, not one
