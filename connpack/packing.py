@@ -2,7 +2,8 @@
 
 meta = {"spec": NetworkSpec.compact_dict(),
         "t": {name: {"i": tensor index, "k": kind, "h": weight hash (mask/flip), "c": [c_neg, c_pos] (ternary),
-                     "o": "g" (bits stored in the order of |generated weight|, when that codes smaller)}}}
+                     "o": "g" (bits stored in the order of |generated weight|, when that codes smaller)}},
+        "data": DataContract.to_meta() (optional: dataset, mean, std, range, classes; connpack.contract)}
 arrays:  <name>          bool bits (mask or flip bits) or, for dense tensors, the values
          <name>:s        ternary: sign bits of the kept weights (True = positive)
          <name>:v        values: the kept values (float32, float16 or bfloat16)
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connpack import formats, rng
+from connpack import contract, formats, rng
 from connpack.description import KINDS, USES_GENERATED, Description, TensorCode
 from connpack.errors import (ConnpackError, FormatError, ShapeMismatchError, SizeOverflowError, SpecError,
                              UnknownFieldError)
@@ -148,6 +149,9 @@ def _parts(desc: Description, values: str, codec: str, coded: bool):
     """meta, then (name, array or Section) of every section, one tensor at a time."""
     meta_t: dict[str, dict] = {}
     meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
+    if desc.data is not None:  # the data contract (cpk.md 7.9), refused here if it does not fit the network
+        desc.data.fits(desc.spec.model.in_shape, desc.spec.model.num_classes)
+        meta["data"] = desc.data.to_meta()
     yield meta
     for index, (name, code) in enumerate(desc.tensors.items()):
         entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded)
@@ -173,7 +177,7 @@ def to_container(desc: Description, values: str = "float32", codec: str = "auto"
 DEFAULT_MAX_WEIGHTS = formats.DEFAULT_MAX_ELEMENTS  # 2**31 elements (all sections, all state-dict tensors)
 VALUE_CODES = ("f4", "f2", "bf16")  # dtypes of a values tensor's ":v" section (cpk.md 7.2)
 
-META_KEYS = ("spec", "t")
+META_KEYS = ("spec", "t")  # required; "data" (the data contract, cpk.md 7.9) is optional
 ENTRY_KEYS = ("c", "h", "i", "k", "o")
 SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec,
              "hparams": None}
@@ -257,7 +261,7 @@ def _check_spec_types(spec) -> None:
 
 def _entries(meta) -> list[tuple[str, dict]]:
     """meta.t as (name, entry) pairs in tensor-index order, every field checked (cpk.md 7.2)."""
-    _known_fields(meta, META_KEYS, "meta")
+    _known_fields(meta, META_KEYS + ("data",), "meta")
     for key in META_KEYS:
         if key not in meta:
             raise FormatError(f"meta lacks the field {key!r}")
@@ -266,6 +270,8 @@ def _entries(meta) -> list[tuple[str, dict]]:
         raise FormatError("meta.t must be a JSON object")
     for name, e in meta["t"].items():
         _known_fields(e, ENTRY_KEYS, f"meta.t[{name!r}]")
+    if "data" in meta:
+        contract.check_fields(meta["data"])
     _check_spec_types(meta["spec"])
     out = []
     for name, e in meta["t"].items():
@@ -302,6 +308,13 @@ def _spec_of(meta) -> NetworkSpec:
         raise FormatError(f"invalid network description: {e}") from None
 
 
+def _data_of(meta, spec: NetworkSpec) -> contract.DataContract | None:
+    """The data contract in ``meta`` (cpk.md 7.9), every rule checked (7.3.2); None when there is none."""
+    if "data" not in meta:
+        return None
+    return contract.from_meta(meta["data"], spec.model.in_shape, spec.model.num_classes)
+
+
 def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """architecture_shapes(spec), refused (FormatError / SizeOverflowError) if it cannot be built or holds more
     than ``max_weights`` elements. Numbers no network within the budget can have are refused before torch
@@ -334,6 +347,7 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
     """
     entries = _entries(meta)
     spec = _spec_of(meta)
+    _data_of(meta, spec)
     for name, e in entries:  # 7.3.2: the sections each tensor needs, of the right dtype
         kind, main = e["k"], sections.get(name)
         want = ("f4",) if kind == "dense" else ("b1",)
@@ -402,6 +416,7 @@ def from_container(c: formats.Container) -> Description:
     validate_meta(c.meta, {n: (formats.dtype_code(a.dtype), a.shape) for n, a in c.arrays.items()}, check=False)
     entries = _entries(c.meta)
     spec = _spec_of(c.meta)
+    data = _data_of(c.meta, spec)
     try:
         tensors, hashes, used = {}, {}, set()
         for name, entry in entries:
@@ -435,7 +450,7 @@ def from_container(c: formats.Container) -> Description:
         raise FormatError(f"invalid network description: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FormatError(f"invalid network description in header ({type(e).__name__}: {e})") from None
-    return Description(spec, tensors, dense, hashes)
+    return Description(spec, tensors, dense, hashes, data)
 
 
 def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[int, ...]]]:

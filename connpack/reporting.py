@@ -64,6 +64,9 @@ class Report:
     zstd19_bytes: int       # zstd level 19 of the float32 tensors, concatenated
     zstd19_estimated: bool = False  # zstd19_bytes scaled from a sample (over ZSTD_EXACT_BYTES of float32)
     k: float | None = None  # edge-popup: the fraction of weights kept per layer
+    in_shape: tuple[int, ...] = ()
+    num_classes: int = 0
+    data: dict | None = None  # the data contract (cpk.md 7.9) as stored; None: not recorded (unknown)
 
     @property
     def bound_bits(self) -> float:
@@ -163,7 +166,8 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
     return Report(
         path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
         k=desc.spec.hparams.get("k") if desc.spec.method == "edge-popup" else None,
-        header_bytes=formats.header_size(raw), rows=tuple(rows),
+        header_bytes=formats.header_size(raw), rows=tuple(rows), in_shape=tuple(desc.spec.model.in_shape),
+        num_classes=desc.spec.model.num_classes, data=None if desc.data is None else desc.data.to_meta(),
         weights=sum(c.size for c in desc.tensors.values()), float32_bytes=sum(4 * v.numel() for v in sd.values()),
         torch_save_bytes=sink.n, zstd19_bytes=z, zstd19_estimated=estimated,
     )

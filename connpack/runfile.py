@@ -3,7 +3,11 @@
 Layout (a plain dict of str, int, JSON strings and tensors — no pickled objects):
     {"connpack": "run", "version": 1, "spec": <NetworkSpec JSON>, "kinds": <JSON {name: kind}>,
      "tensors": {"<name>/bits" | "<name>/signs" | "<name>/values" | "<name>/centroids": tensor},
-     "dense": {name: tensor}, "metrics": <JSON list of per-epoch dicts>}
+     "dense": {name: tensor}, "metrics": <JSON list of per-epoch dicts>,
+     "data": <JSON data contract (connpack.contract), optional>}
+
+The data contract is the Description's, else the registry's for the dataset the trainer recorded in
+``spec.hparams["dataset"]`` (run files written before the record existed read the same way).
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from connpack import atomic
+from connpack import atomic, contract, data
+from connpack.contract import DataContract
 from connpack.description import Description, TensorCode
 from connpack.errors import ConnpackError, InputFileError
 from connpack.specs import NetworkSpec
@@ -23,6 +28,15 @@ RUN_VERSION = 1
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def _contract(desc: Description) -> DataContract | None:
+    if desc.data is not None:
+        return desc.data
+    name = desc.spec.hparams.get("dataset")
+    if isinstance(name, str) and name in data.DATASETS:
+        return data.contract(name)
+    return None
 
 
 def save(path: str | Path, desc: Description, metrics: list[dict] | None = None) -> None:
@@ -47,6 +61,10 @@ def save(path: str | Path, desc: Description, metrics: list[dict] | None = None)
         "dense": {k: torch.from_numpy(np.asarray(v, order="C")) for k, v in desc.dense.items()},
         "metrics": json.dumps(metrics or []),
     }
+    record = _contract(desc)
+    if record is not None:
+        record.fits(desc.spec.model.in_shape, desc.spec.model.num_classes)
+        obj["data"] = json.dumps(record.to_meta())
     with atomic.atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -79,8 +97,13 @@ def load(path: str | Path) -> tuple[Description, list[dict]]:
                                        centroids=None if cent is None else (float(cent[0]), float(cent[1])))
         dense = {k: _np(v) for k, v in obj["dense"].items()}
         metrics = json.loads(obj["metrics"])
+        desc = Description(spec, tensors, dense)
+        if "data" in obj:
+            desc.data = contract.from_meta(json.loads(obj["data"]), spec.model.in_shape, spec.model.num_classes)
+        else:
+            desc.data = _contract(desc)
     except ConnpackError as e:
         raise InputFileError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputFileError(f"{path}: malformed connpack model file ({type(e).__name__}: {e})") from None
-    return Description(spec, tensors, dense), metrics
+    return desc, metrics

@@ -367,3 +367,45 @@ def read_network(data: bytes):
         out[name] = w.astype(np.float32)
     out.update({k: v for k, v in arrays.items() if k not in used})
     return out
+
+
+def read_data(data: bytes):
+    """The data contract of a packed network (cpk.md 7.9) as a dict with the input shape and class count
+    filled in from the architecture, or None when the file has no `data` (unknown: never guessed)."""
+    meta, _ = read_cpk(data)
+    if "data" not in meta:
+        return None
+    d = meta["data"]
+    model = meta["spec"].get("model", {})
+    in_shape, num_classes = model.get("in_shape", [1, 28, 28]), model.get("num_classes", 10)
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def name(s):
+        return isinstance(s, str) and 1 <= len(s.encode("utf-8")) <= 256 and s.isprintable()
+
+    if not isinstance(d, dict) or set(d) - {"dataset", "mean", "std", "range", "classes"}:
+        raise ValueError("data: not an object, or an unknown field")
+    if not name(d.get("dataset")):
+        raise ValueError("data.dataset")
+    for key in ("mean", "std"):
+        v = d.get(key)
+        if not (isinstance(v, list) and len(v) == in_shape[0] and all(number(x) for x in v)):
+            raise ValueError(f"data.{key}")
+    if any(x <= 0 for x in d["std"]):
+        raise ValueError("data.std")
+    r = d.get("range")
+    if r is not None and not (isinstance(r, list) and len(r) == 2 and all(number(x) for x in r) and r[0] < r[1]):
+        raise ValueError("data.range")
+    c = d.get("classes")
+    if c is not None and not (isinstance(c, list) and len(c) == num_classes and all(name(x) for x in c)):
+        raise ValueError("data.classes")
+    return {**d, "shape": list(in_shape), "num_classes": num_classes}
+
+
+def prepare(data: dict, x: np.ndarray) -> np.ndarray:
+    """The network input for raw input x (N, C, H, W): (x - float32(mean[c])) / float32(std[c]) in float32."""
+    mean = np.asarray(data["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(data["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return (np.asarray(x, dtype=np.float32) - mean) / std

@@ -17,6 +17,7 @@ import pytest
 
 from connpack import errors as E
 from connpack import formats, rng
+from connpack.contract import DataContract
 from connpack.description import Description, TensorCode
 from connpack.packing import from_container, pack, to_container, unpack
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
@@ -90,6 +91,12 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
                   f"bn{k}.running_var": np.ones(c, np.float32) * 2}
     spec = NetworkSpec(model=_model(batchnorm="affine"), method="baseline")
     out["dense"] = (Description(spec, tensors, dense), "float32")
+    # the data contract (cpk.md 7.9): the flip network with its dataset, input preparation and class names
+    flip = out["flip"][0]
+    record = DataContract("fashion-mnist", (0.286,), (0.353,), (0.0, 1.0),
+                          ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                           "Ankle boot"))
+    out["data"] = (Description(flip.spec, flip.tensors, data=record), "float32")
     return out
 
 
@@ -97,17 +104,24 @@ def tensor_sha(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype="<f4").tobytes()).hexdigest()
 
 
-def regenerate(directory: Path = VECTORS) -> None:
-    """Write net_<name>.cpk and networks.json (file sha256, zstd dependence, sha256 of every unpacked tensor)."""
-    manifest = {"zstd": libzstd_version(), "files": {}}
+def regenerate(directory: Path = VECTORS, only: set[str] | None = None) -> None:
+    """Write net_<name>.cpk and networks.json (file sha256, zstd dependence, sha256 of every unpacked tensor,
+    the data record). ``only``: write just these networks, keeping the other entries (vectors of an earlier
+    version are never rewritten)."""
+    manifest = json.loads(MANIFEST.read_text()) if only else {"zstd": libzstd_version(), "files": {}}
     for name, (desc, values) in golden_networks().items():
+        if only and name not in only:
+            continue
         path = directory / f"net_{name}.cpk"
         pack(desc, path, values=values)
         data = path.read_bytes()
-        tensors = unpack(path).state_dict()
+        back = unpack(path)
+        tensors = back.state_dict()
         manifest["files"][path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "zstd": zstd_dependent(data),
                                         "values": values,
                                         "tensors": {k: tensor_sha(v) for k, v in sorted(tensors.items())}}
+        if back.data is not None:
+            manifest["files"][path.name]["data"] = back.data.to_meta()
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -150,6 +164,73 @@ def test_independent_reader_rebuilds_the_same_tensors(manifest):
     for fname, info in manifest["files"].items():
         tensors = ir.read_network((VECTORS / fname).read_bytes())
         assert {k: tensor_sha(v) for k, v in tensors.items()} == info["tensors"], fname
+
+
+def test_data_record_read_by_both_readers(manifest):
+    """net_data.cpk carries a data contract (cpk.md 7.9); the vectors of the earlier version have none, and
+    decode as before (the record takes no part in the rebuild: net_data's tensors are net_flip's)."""
+    for fname, info in manifest["files"].items():
+        back = unpack(VECTORS / fname)
+        want = info.get("data")
+        assert (None if back.data is None else back.data.to_meta()) == want, fname
+        got = ir.read_data((VECTORS / fname).read_bytes())
+        assert (None if got is None else {k: v for k, v in got.items() if k not in ("shape", "num_classes")}) == want
+    assert [n for n, i in manifest["files"].items() if "data" in i] == ["net_data.cpk"]
+    assert manifest["files"]["net_data.cpk"]["tensors"] == manifest["files"]["net_flip.cpk"]["tensors"]
+    got = ir.read_data((VECTORS / "net_data.cpk").read_bytes())
+    assert got["shape"] == [1, 8, 8] and got["num_classes"] == 10 and got["classes"][9] == "Ankle boot"
+    x = np.linspace(0, 1, 2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    import torch
+
+    from connpack import data as cdata
+
+    want = cdata.normalise(torch.from_numpy(x), unpack(VECTORS / "net_data.cpk").data.mean, got["std"]).numpy()
+    assert np.array_equal(ir.prepare(got, x), want)  # the same float32 arithmetic, bit for bit
+
+
+BAD_DATA = {
+    "unknown data field": (lambda d: d.update(labels=["a"]), E.UnknownFieldError),
+    "no dataset": (lambda d: d.pop("dataset"), E.FormatError),
+    "dataset not a string": (lambda d: d.update(dataset=3), E.FormatError),
+    "empty dataset": (lambda d: d.update(dataset=""), E.FormatError),
+    "control character": (lambda d: d.update(dataset="mnist\x1b[31m"), E.FormatError),
+    "no mean": (lambda d: d.pop("mean"), E.FormatError),
+    "mean per channel": (lambda d: d.update(mean=[0.1, 0.2]), E.FormatError),
+    "bool mean": (lambda d: d.update(mean=[True]), E.FormatError),
+    "zero std": (lambda d: d.update(std=[0.0]), E.FormatError),
+    "negative std": (lambda d: d.update(std=[-1]), E.FormatError),
+    "range reversed": (lambda d: d.update(range=[1.0, 0.0]), E.FormatError),
+    "range of three": (lambda d: d.update(range=[0, 1, 2]), E.FormatError),
+    "classes count": (lambda d: d.update(classes=["a", "b"]), E.FormatError),
+    "classes not strings": (lambda d: d.update(classes=list(range(10))), E.FormatError),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_record_is_refused(case):
+    fn, err = BAD_DATA[case]
+    c = _meta_edit(lambda m: fn(m["data"]), "data")
+    with pytest.raises(err):
+        from_container(c)
+    with pytest.raises(ValueError):  # the second reader, from cpk.md 7.9 alone, refuses it too
+        ir.read_data(formats.encode(c))
+
+
+def test_data_record_round_trip_and_optional_fields(tmp_path):
+    desc, _ = golden_networks()["data"]
+    for record in (desc.data, DataContract("my-scans", (-1.5,), (2.0,))):  # no range, no classes
+        pack(Description(desc.spec, desc.tensors, data=record), tmp_path / "m.cpk")
+        assert unpack(tmp_path / "m.cpk").data == record
+        meta = formats.read(tmp_path / "m.cpk").meta
+        assert meta["data"] == record.to_meta()
+        from connpack.contract import contract_of
+
+        assert contract_of(meta) == record
+    with pytest.raises(E.FormatError, match="meta.data must be a JSON object"):
+        from_container(_meta_edit(lambda m: m.update(data=["fashion-mnist"]), "data"))
+    with pytest.raises(E.SpecError):  # a writer refuses a record that does not fit the network
+        pack(Description(desc.spec, desc.tensors, data=DataContract("x", (0, 0, 0), (1, 1, 1))), tmp_path / "b.cpk")
+    assert not (tmp_path / "b.cpk").exists()
 
 
 def test_independent_philox_and_transforms_match_connpack():
@@ -348,6 +429,8 @@ def test_report_plot_without_matplotlib(runner, tmp_path, monkeypatch):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regen", action="store_true", help="rewrite formats/vectors/net_*.cpk and networks.json")
-    if ap.parse_args().regen:
-        regenerate()
+    ap.add_argument("--only", nargs="*", help="rewrite only these networks (e.g. data), keep the others' entries")
+    args = ap.parse_args()
+    if args.regen:
+        regenerate(only=set(args.only) if args.only else None)
         print(f"wrote {MANIFEST}")

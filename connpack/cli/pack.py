@@ -1,6 +1,7 @@
 """connpack pack: model.pt -> model.cpk (seed + entropy-coded connectivity)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,6 +23,12 @@ def command(
                                                 "connpack:conv6 (default: the one whose tensors match)")] = None,
     in_shape: Annotated[Optional[str], typer.Option(help="input C,H,W of a PyTorch state_dict (torchvision default "
                                                     "3,224,224)")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="dataset a PyTorch state_dict was trained on (recorded "
+                                                   "in the .cpk: mnist, fashion-mnist, cifar10, or any name with "
+                                                   "--mean/--std); connpack run files record theirs")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="per-channel input mean, e.g. 0.485,0.456,0.406 (default: "
+                                                "the dataset's)")] = None,
+    std: Annotated[Optional[str], typer.Option(help="per-channel input std, e.g. 0.229,0.224,0.225")] = None,
 ):
     """Pack a trained network into a small, safe .cpk file."""
     shape = None
@@ -31,5 +38,21 @@ def command(
         except ValueError:
             raise SpecError(f"--in-shape must be C,H,W integers, got '{in_shape}'") from None
     target = out_path(out, model, ".cpk")
-    size = api.pack(model, target, arch=arch, values=values, codec=codec, in_shape=shape)
-    console.print(f"wrote {target}  ({size:,} bytes)")
+    desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
+                         _numbers(std, "--std"))
+    size = api.pack(desc, target, values=values, codec=codec)
+    record = desc.data
+    what = f"data: {record.describe()}" if record else "no data record: eval will need --dataset (pack --dataset NAME)"
+    console.print(f"wrote {target}  ({size:,} bytes; {what})", markup=False, soft_wrap=True)
+
+
+def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise SpecError(f"{option} must be comma-separated numbers, got '{text}'") from None
+    if not all(math.isfinite(v) for v in values):
+        raise SpecError(f"{option} must be finite numbers, got '{text}'")
+    return values

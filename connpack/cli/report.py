@@ -12,6 +12,20 @@ from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, conso
 from connpack.reporting import Report, plot, report
 
 
+def data_line(rep: Report) -> str:
+    """The data contract in one line, or that the file has none."""
+    shape = "×".join(map(str, rep.in_shape))
+    if rep.data is None:
+        return (f"data: unknown (no data record in this file; input {shape}, {rep.num_classes} outputs): "
+                "eval needs --dataset")
+    d = rep.data
+    nums = lambda vs: ", ".join(f"{v:g}" for v in vs)  # noqa: E731
+    raw = f"raw in [{nums(d['range'])}]" if "range" in d else "raw range not recorded"
+    classes = (f"{len(d['classes'])} classes: {', '.join(d['classes'])}" if "classes" in d
+               else f"{rep.num_classes} classes (names not recorded)")
+    return f"data: {d['dataset']} — input {shape}, {raw}, mean ({nums(d['mean'])}) std ({nums(d['std'])}); {classes}"
+
+
 def render(rep: Report) -> None:
     method = rep.method if rep.k is None else f"{rep.method}, k = {rep.k:g} kept"
     t = Table(title=f"{rep.path} — {rep.arch}, {method}", title_justify="left")
@@ -23,6 +37,7 @@ def render(rep: Report) -> None:
                   f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
                   "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}")
     console.print(t)
+    console.print(data_line(rep), markup=False, soft_wrap=True)
     d = rep.to_dict()
     tot = Table(title="totals", title_justify="left")
     tot.add_column("what")

@@ -49,6 +49,7 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
 
         res = (asni if cfg.method == "asni" else imp).train(cfg, data_dir=data_dir, checkpoint=checkpoint,
                                                             resume=resume, progress=progress)
+        res.trained.data = data.contract(cfg.dataset)
         return res.trained, res.metrics
     spec = network_spec(cfg)
     model = models.build(spec)
@@ -76,4 +77,6 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
     finally:
         distributed.shutdown(ctx)
     model.cpu()
-    return connectivity.describe(model, spec), metrics
+    desc = connectivity.describe(model, spec)
+    desc.data = data.contract(cfg.dataset)  # the data contract: pack copies it into the .cpk (connpack.contract)
+    return desc, metrics
