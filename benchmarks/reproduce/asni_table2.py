@@ -7,6 +7,7 @@ packed description lengths of A and of the amenable initialisation (mask + signs
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -30,12 +31,17 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only (CPU-sized conv rows)")
     args = p.parse_args(argv)
     dataset = args.dataset or ("synthetic-mnist" if args.smoke else "mnist")
-    results = {}
+    name = "asni_table2" + ("_smoke" if args.smoke else "")
+    previous = args.out / f"{name}.json"
+    # rows already in the JSON are kept (a run of other rows adds to them); a row with the same config is skipped
+    results = json.loads(previous.read_text())["results"] if previous.exists() and not args.smoke else {}
     for row in args.rows.split(","):
         paper = PAPER[row]
         cfg = TrainConfig(method="asni", arch=paper["arch"], dataset=dataset, device=args.device,
                           epochs=2 if args.smoke else args.epochs, width=0.25 if args.smoke else 1.0,
                           limit=400 if args.smoke else args.limit)
+        if row in results and results[row]["config"] == cfg.to_dict():
+            continue
         t0 = time.perf_counter()
         res = asni.train(cfg, data_dir=args.data_dir)
         with tempfile.TemporaryDirectory() as tmp:
@@ -49,8 +55,8 @@ def main(argv=None) -> dict:
                               "ratio_float32": rep["ratio_float32"]}
         results[row] = {"paper": paper, "config": cfg.to_dict(), "accuracy": res.accuracy, "sparsity": res.sparsity,
                         "nonzeros": res.nonzeros, "sizes": sizes, "seconds": time.perf_counter() - t0}
-    path = common.write(args.out, "asni_table2" + ("_smoke" if args.smoke else ""),
-                        {"dataset": dataset, "results": results})
+        path = common.write(args.out, name, {"dataset": dataset, "results": results})
+    path = common.write(args.out, name, {"dataset": dataset, "results": results})
     plot(results, path.with_suffix(".png"))
     return results
 
