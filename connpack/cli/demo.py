@@ -8,15 +8,12 @@ from typing import Annotated
 
 import typer
 
-from connpack import atomic, runfile
+from connpack import atomic
 from connpack.cli.common import DataDir, console, errors
 from connpack.cli.progress import training_progress
 from connpack.cli.report import render
-from connpack.evaluate import evaluate, load_onnx
-from connpack.exporters import onnx_dense
 from connpack.packing import pack, unpack
-from connpack.reporting import report
-from connpack.trainers import TrainConfig, train
+from connpack.trainers.config import TrainConfig
 
 
 @errors
@@ -29,6 +26,12 @@ def command(
     data_dir: DataDir = None,
 ):
     """Minimal sign flipping of LeNet-300-100 (signed He constant weights) on MNIST, packed and exported."""
+    from connpack import runfile  # torch, onnx, onnxruntime: imported when the command runs
+    from connpack.evaluate import evaluate, load_onnx
+    from connpack.exporters import onnx_dense
+    from connpack.reporting import report
+    from connpack.trainers import train
+
     t0 = time.perf_counter()
     cfg = TrainConfig(method=method, variant=variant, dataset=dataset, epochs=epochs)
     model_pt, model_cpk, model_onnx = out_dir / "model.pt", out_dir / "model.cpk", out_dir / "model.onnx"

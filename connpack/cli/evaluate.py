@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from connpack.cli.common import DataDir, JsonFlag, console, errors
-from connpack.evaluate import evaluate, load_onnx
 
 
 @errors
@@ -19,6 +18,8 @@ def command(
     as_json: JsonFlag = False,
 ):
     """Run the network in onnxruntime on the test split and print its accuracy."""
+    from connpack.evaluate import evaluate, load_onnx  # onnxruntime, torch: imported when the command runs
+
     res = evaluate(load_onnx(model), dataset, data_dir, limit)
     if as_json:
         import json

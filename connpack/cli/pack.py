@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack import api
 from connpack.cli.common import console, errors, out_path
 from connpack.errors import SpecError
 
@@ -37,6 +36,8 @@ def command(
             shape = tuple(int(x) for x in in_shape.split(","))
         except ValueError:
             raise SpecError(f"--in-shape must be C,H,W integers, got '{in_shape}'") from None
+    from connpack import api  # reads .pt files with torch: imported when the command runs
+
     target = out_path(out, model, ".cpk")
     desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
                          _numbers(std, "--std"))

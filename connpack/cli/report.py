@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors
-from connpack.reporting import Report, plot, report
+
+if TYPE_CHECKING:
+    from connpack.reporting import Report
 
 
 def data_line(rep: Report) -> str:
@@ -65,6 +67,8 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Bits per tensor against the order-0 bound n·H(p); totals against float32, zstd-19 and torch.save."""
+    from connpack.reporting import plot, report
+
     rep = report(model, max_weights=max_weights)
     if plot_png is not None:
         plot(rep, plot_png)

@@ -7,11 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack import atomic, runfile
+from connpack import atomic
 from connpack.cli.common import DataDir, console, errors
 from connpack.cli.progress import training_progress
-from connpack.distributed import Context
-from connpack.trainers import TrainConfig, train
+from connpack.trainers.config import TrainConfig
 
 H = TrainConfig.help()
 
@@ -50,6 +49,10 @@ def command(
     data_dir: DataDir = None,
 ):
     """Train a mask (prune), a sign filter (flip) or the dense baseline; write model.pt (+ metrics JSON)."""
+    from connpack import runfile  # torch: imported when a command runs, not for --help
+    from connpack.distributed import Context
+    from connpack.trainers import train
+
     cfg = TrainConfig(method=method, variant=variant, arch=arch, dataset=dataset, init=init, p_positive=p_positive,
                       seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, width=width, k=k,
                       device=device, limit=limit, weight_decay=weight_decay, schedule=schedule, alpha=alpha, beta=beta,
@@ -73,6 +76,7 @@ def command(
 
 def _pruned(cfg: TrainConfig, out: Path, checkpoint: Path, resume: bool, progress, data_dir) -> None:
     """ASNI (A -> out, amenable init -> <stem>.init.pt, C -> <stem>.C.pt) or IMP (out, ticket -> <stem>.ticket.pt)."""
+    from connpack import runfile
     from connpack.trainers import asni, imp
 
     driver = asni if cfg.method == "asni" else imp

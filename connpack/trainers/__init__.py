@@ -5,21 +5,25 @@ One module per family of methods; ``loop`` is the shared training loop.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from connpack import data, distributed, models
-from connpack.description import Description
 from connpack.errors import SpecError
 from connpack.specs import ModelSpec, NetworkSpec, RngSpec
-from connpack.trainers import connectivity
 from connpack.trainers.config import TrainConfig
-from connpack.trainers.loop import Loop, Progress, build_optimizer, build_scheduler, resolve_device
+
+if TYPE_CHECKING:  # torch is imported by the functions that train, not by `import connpack.trainers`
+    import torch
+
+    from connpack.description import Description
+    from connpack.trainers.loop import Progress
 
 __all__ = ["TrainConfig", "train", "network_spec"]
 
 
 def network_spec(cfg: TrainConfig) -> NetworkSpec:
+    from connpack import data
+    from connpack.trainers import connectivity
+
     meta = data.info(cfg.dataset)
     model = ModelSpec(arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width,
                       batchnorm=connectivity.batchnorm_for(cfg.method, cfg.arch))
@@ -29,6 +33,8 @@ def network_spec(cfg: TrainConfig) -> NetworkSpec:
 
 
 def _check_fits(model: torch.nn.Module, spec: NetworkSpec) -> None:
+    import torch
+
     try:
         with torch.no_grad():
             model.eval()
@@ -51,6 +57,12 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
                                                             resume=resume, progress=progress)
         res.trained.data = data.contract(cfg.dataset)
         return res.trained, res.metrics
+    import torch
+
+    from connpack import data, distributed, models
+    from connpack.trainers import connectivity
+    from connpack.trainers.loop import Loop, build_optimizer, build_scheduler, resolve_device
+
     spec = network_spec(cfg)
     model = models.build(spec)
     _check_fits(model, spec)

@@ -1,0 +1,55 @@
+"""The CLI pays for what it uses: help texts, pack --help and data fetch import no torch, onnx or onnxruntime."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+HEAVY = ("torch", "onnx", "onnxruntime", "torchvision")
+PROBE = """
+import json, sys
+from connpack.cli import main
+codes = []
+for args in json.loads(sys.argv[1]):  # one command line after the other, in one process
+    sys.argv = ["connpack"] + args
+    try:
+        main()
+    except SystemExit as e:
+        codes.append(e.code)
+    else:
+        codes.append(0)
+print(json.dumps({"code": max(codes), "heavy": sorted(m for m in %r if m in sys.modules)}))
+""" % (HEAVY,)
+
+
+def _run(*commands: list[str]) -> dict:
+    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(commands)], capture_output=True, text=True,
+                       check=False)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_nothing_heavy():
+    got = _run(["--help"], ["pack", "--help"], ["unpack", "--help"], ["train", "--help"], ["report", "--help"],
+               ["eval", "--help"], ["demo", "--help"], ["bench", "--help"], ["compare", "--help"], ["data", "--help"],
+               ["data", "fetch", "--help"])
+    assert got == {"code": 0, "heavy": []}
+
+
+def test_the_probe_sees_heavy_imports(tmp_path):
+    got = _run(["eval", str(tmp_path / "missing.cpk")])  # eval's body imports onnx, then refuses the file
+    assert got["code"] == 3 and "onnx" in got["heavy"]
+
+
+def test_data_fetch_imports_nothing_heavy(tmp_path):
+    from connpack import data
+
+    got = _run(["data", "fetch", "no-such-dataset", "--data-dir", str(tmp_path)])
+    assert got["code"] == 5 and got["heavy"] == []
+    raw = tmp_path / "MNIST" / "raw"  # files in place: the whole command body runs, nothing to download
+    raw.mkdir(parents=True)
+    for pair in data.MNIST_FILES.values():
+        for f in pair:
+            (raw / f).write_bytes(b"")
+    got = _run(["data", "fetch", "mnist", "--data-dir", str(tmp_path)])
+    assert got == {"code": 0, "heavy": []}
