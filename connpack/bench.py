@@ -165,7 +165,7 @@ def _onnx_input_shape(proto) -> tuple[int, ...]:
     return tuple(int(d.dim_value) for d in dims[1:])
 
 
-def _load_source(path: Path):
+def _load_source(path: Path, max_weights: int | None = None):
     """(Description or None, onnx bytes or None)."""
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
@@ -186,16 +186,17 @@ def _load_source(path: Path):
         return runfile.load(path)[0], None
     from connpack.packing import unpack
 
-    return unpack(path), None
+    return unpack(path, **({"max_weights": max_weights} if max_weights else {})), None
 
 
 def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, warmup: int = 10,
-          seed: int = 0) -> BenchResult:
-    """Benchmark every applicable export of ``path`` (.cpk, connpack .pt, or any .onnx)."""
+          seed: int = 0, max_weights: int | None = None) -> BenchResult:
+    """Benchmark every applicable export of ``path`` (.cpk, connpack .pt, or any .onnx); ``max_weights``:
+    packing.unpack's budget for a .cpk."""
     if threads < 1 or runs < 1 or batch < 1 or warmup < 0:
         raise SpecError("threads, runs and batch must be >= 1 and warmup >= 0")
     path = Path(path)
-    desc, onnx_bytes = _load_source(path)
+    desc, onnx_bytes = _load_source(path, max_weights)
     rows: list[Row] = []
     outs: list[np.ndarray] = []
     skipped: dict[str, str] = {}

@@ -20,8 +20,8 @@ from connpack.description import Description
 from connpack.errors import InputFileError, SpecError
 
 
-def load(path: str | Path) -> Description:
-    """A .cpk (connpack pack) or a model.pt (connpack train)."""
+def load(path: str | Path, *, max_weights: int | None = None) -> Description:
+    """A .cpk (connpack pack) or a model.pt (connpack train) (``max_weights``: packing.unpack's budget)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
@@ -31,7 +31,7 @@ def load(path: str | Path) -> Description:
         return runfile.load(path)[0]
     from connpack.packing import unpack
 
-    return unpack(path)
+    return unpack(path, **({"max_weights": max_weights} if max_weights else {}))
 
 
 def keep_mask(code) -> np.ndarray:

@@ -22,8 +22,8 @@ class EvalResult:
         return self.correct / max(1, self.examples)
 
 
-def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """An .onnx file, or a .cpk exported to dense ONNX in memory."""
+def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.ModelProto:
+    """An .onnx file, or a .cpk exported to dense ONNX in memory (``max_weights``: packing.unpack's budget)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
@@ -31,7 +31,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         from connpack.exporters import onnx_dense
         from connpack.packing import unpack
 
-        return onnx_dense.to_onnx(unpack(path))
+        return onnx_dense.to_onnx(unpack(path, **({"max_weights": max_weights} if max_weights else {})))
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)

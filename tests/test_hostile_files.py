@@ -172,7 +172,8 @@ def test_cli_max_weights_option(tmp_path):
     f = tmp_path / "n.cpk"
     f.write_bytes(H.small_network())
     for cmd in (["unpack", str(f), "--pt", str(tmp_path / "x.pt"), "--max-weights", "100"],
-                ["report", str(f), "--max-weights", "100"]):
+                ["report", str(f), "--max-weights", "100"], ["eval", str(f), "--max-weights", "100"],
+                ["bench", str(f), "--max-weights", "100"], ["compare", str(f), str(f), "--max-weights", "100"]):
         r = CliRunner().invoke(app, cmd)
         assert r.exit_code == 4, r.output
         assert "cap of 100 " in r.output and len(r.output.strip().splitlines()) == 1
@@ -482,3 +483,15 @@ def test_structured_fuzz_small_budget():
     crashes = [o for o in outcomes if o.startswith("CRASH")]
     assert not crashes, crashes[:3]
     assert len(set(outcomes)) >= 5  # the mutations reach several checks, not one
+
+
+def test_zstd_numeric_section_over_2_gib_is_a_format_error():
+    """An 88-byte file: a zstd frame header declaring 2 GiB + 8 bytes (f8 x 2**28 + 1), single segment, so its
+    window is its size (once ZstdError -> exit 70)."""
+    import struct
+
+    n = 2**28 + 1
+    frame = struct.pack("<IBQ", 0xFD2FB528, (3 << 6) | (1 << 5), 8 * n) + b"\x01\x00\x00"
+    err, dt, peak = _cost(lambda: formats.decode(H.craft({}, [("v", "f8", [n], "zstd", frame)])))
+    assert isinstance(err, DecodedLengthError) and err.exit_code == 4, repr(err)
+    assert peak < 20

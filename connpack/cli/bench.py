@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from connpack.bench import BenchResult, bench
-from connpack.cli.common import JsonFlag, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors
 
 
 def render(res: BenchResult) -> None:
@@ -46,9 +46,10 @@ def command(
     batch: Annotated[int, typer.Option("--batch", help="batch size for the throughput figure")] = 64,
     warmup: Annotated[int, typer.Option("--warmup", help="untimed runs before timing")] = 10,
     as_json: JsonFlag = False,
+    max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Time PyTorch eager and onnxruntime on the dense, sparse-initializer, compacted and self-decoding graphs."""
-    res = bench(model, threads=threads, runs=runs, batch=batch, warmup=warmup)
+    res = bench(model, threads=threads, runs=runs, batch=batch, warmup=warmup, max_weights=max_weights)
     if as_json:
         console.print_json(json.dumps(res.to_dict(), allow_nan=False))
     else:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from connpack import compare as cmp
-from connpack.cli.common import DataDir, JsonFlag, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors
 from connpack.errors import SpecError
 
 
@@ -46,10 +46,11 @@ def command(
     plot_path: Annotated[Optional[Path], typer.Option("--plot", help="write per-layer Jaccard curves (PNG)")] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
+    max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Compare the masks (Jaccard, Hamming per layer) and the predictions of sparse networks."""
     names = [str(m) for m in models]
-    res = cmp.compare([cmp.load(m) for m in models], names, predict=predict, dataset=dataset, data_dir=data_dir,
+    res = cmp.compare([cmp.load(m, max_weights=max_weights) for m in models], names, predict=predict, dataset=dataset, data_dir=data_dir,
                       limit=limit)
     if plot_path is not None:
         plot(res, plot_path)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack.cli.common import DataDir, JsonFlag, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors
 
 
 @errors
@@ -16,11 +16,12 @@ def command(
     limit: Annotated[Optional[int], typer.Option(help="evaluate only the first N test examples")] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
+    max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Run the network in onnxruntime on the test split and print its accuracy."""
     from connpack.evaluate import evaluate, load_onnx  # onnxruntime, torch: imported when the command runs
 
-    res = evaluate(load_onnx(model), dataset, data_dir, limit)
+    res = evaluate(load_onnx(model, max_weights=max_weights), dataset, data_dir, limit)
     if as_json:
         import json
 

@@ -177,6 +177,9 @@ def zstd_compress(data: bytes, level: int) -> bytes:
     return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False).compress(data)
 
 
+ZSTD_WINDOWLOG_MAX = 31
+
+
 def zstd_decompress_exact(payload: bytes, expected: int) -> bytes:
     """Decompress one zstd frame that MUST hold exactly ``expected`` bytes; never allocates much more.
 
@@ -190,11 +193,12 @@ def zstd_decompress_exact(payload: bytes, expected: int) -> bytes:
         raise CorruptPayloadError(f"not a zstd frame: {e}") from None
     if params.content_size != expected:
         raise DecodedLengthError(f"zstd frame declares {params.content_size} bytes, section needs {expected}")
-    max_window = 1 << max(10, (max(expected, 1) - 1).bit_length())
+    # libzstd's largest window is 2**31 (ZSTD_WINDOWLOG_MAX on 64-bit): a larger section has a smaller window
+    max_window = 1 << min(ZSTD_WINDOWLOG_MAX, max(10, (max(expected, 1) - 1).bit_length()))
     if params.window_size > max_window:
         raise CorruptPayloadError(f"zstd window {params.window_size} larger than the section needs")
-    dobj = zstandard.ZstdDecompressor(max_window_size=max_window).decompressobj()
     try:  # libzstd refuses a frame that decodes past its declared content size, so this stays bounded
+        dobj = zstandard.ZstdDecompressor(max_window_size=max_window).decompressobj()
         out = dobj.decompress(payload)
     except zstandard.ZstdError as e:
         raise CorruptPayloadError(f"corrupt zstd frame: {e}") from None
