@@ -76,20 +76,44 @@ def with_data(desc: Description, dataset: str | None = None, mean=None, std=None
 
 
 def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, values: str = "float32",
-         codec: str = "auto", in_shape=None, dataset: str | None = None, mean=None, std=None) -> int:
+         codec: str = "auto", in_shape=None, dataset: str | None = None, mean=None, std=None,
+         max_error: float | None = None, error_on: str = "outputs", max_accuracy_drop: float | None = None,
+         data_dir=None) -> int:
     """Pack a network into a .cpk file; returns its size in bytes. See ``describe`` for the inputs.
 
-    values: type of the stored kept values (float32 | float16 | bfloat16); masks are entropy coded, dense
-    tensors (biases, batch norm) stored as they are. The data contract (dataset, input normalisation, class
-    names) is copied from a connpack run file; for other models ``dataset``/``mean``/``std`` give it (see
-    ``with_data``), else the file records none.
+    values: type of the stored kept values: float32 | float16 | bfloat16 (lossless casts), or q2 .. q16
+    (quantised with per-output-channel steps of that many bits); masks are entropy coded, dense tensors
+    (biases, batch norm) stored as they are. Or a target instead of a type (connpack.targets):
+    ``max_error`` E: the coarsest steps keeping the relative L2 error of the outputs on a fixed probe batch
+    (``error_on="outputs"``) or of the weights (``"weights"``) <= E; ``max_accuracy_drop`` D: test accuracy on
+    the dataset the network records (connpack run files; ``dataset`` for others) within D points of the
+    float32 network (``data_dir``: where the dataset is). ``pack_values`` also returns what was chosen.
+    The data contract (dataset, input normalisation, class names) is copied from a connpack run file; for
+    other models ``dataset``/``mean``/``std`` give it (see ``with_data``), else the file records none.
     """
-    from connpack.packing import VALUE_DTYPES, pack as pack_description
+    return pack_values(model_or_path, out, arch=arch, values=values, codec=codec, in_shape=in_shape,
+                       dataset=dataset, mean=mean, std=std, max_error=max_error, error_on=error_on,
+                       max_accuracy_drop=max_accuracy_drop, data_dir=data_dir)[0]
 
-    if values not in VALUE_DTYPES:
-        raise SpecError(f"unknown value type '{values}' (choose from {', '.join(VALUE_DTYPES)})")
+
+def pack_values(model_or_path, out: PathLike, *, arch=None, values: str = "float32", codec: str = "auto",
+                in_shape=None, dataset=None, mean=None, std=None, max_error=None, error_on: str = "outputs",
+                max_accuracy_drop=None, data_dir=None):
+    """``pack``, returning (file size, connpack.targets.Choice or None): the steps chosen for a target and
+    the error or accuracy they reach (None for a plain value type)."""
+    from connpack import targets
+    from connpack import values as vq
+    from connpack.packing import pack as pack_description
+
+    kind, bits = vq.check_options(values, max_error, error_on, max_accuracy_drop)
     desc = with_data(describe(model_or_path, arch=arch, in_shape=in_shape), dataset, mean, std)
-    return pack_description(desc, out, codec=codec, values=values)
+    choice = None
+    if max_accuracy_drop is not None:
+        choice = targets.max_accuracy_drop(desc, float(max_accuracy_drop), data_dir=data_dir)
+    elif max_error is not None:
+        choice = targets.max_error(desc, float(max_error), error_on)
+    stored = choice.plan if choice else (vq.plan_bits(vq.kept_tensors(desc), bits) if kind == "q" else values)
+    return pack_description(desc, out, codec=codec, values=stored), choice
 
 
 def load_description(path: PathLike, *, max_weights: int | None = None) -> Description:

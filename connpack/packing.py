@@ -6,7 +6,9 @@ meta = {"spec": NetworkSpec.compact_dict(),
         "data": DataContract.to_meta() (optional: dataset, mean, std, range, classes; connpack.contract)}
 arrays:  <name>          bool bits (mask or flip bits) or, for dense tensors, the values
          <name>:s        ternary: sign bits of the kept weights (True = positive)
-         <name>:v        values: the kept values (float32, float16 or bfloat16)
+         <name>:v        values: the kept values (float32, float16 or bfloat16), or their quantisation indices
+                         (int32; then <name>:q holds the float32 steps, <name>:a the seed-prediction coefficient;
+                         connpack.values)
          every other array is a dense tensor (bias, batch-norm statistics) stored as it is.
 
 The tensor index "i" (the RNG stream of the tensor's generated weight, connpack.rng) is stored explicitly:
@@ -23,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from connpack import contract, formats, rng
+from connpack import values as vq
 from connpack.description import KINDS, USES_GENERATED, Description, TensorCode
 from connpack.errors import (ConnpackError, FormatError, ShapeMismatchError, SizeOverflowError, SpecError,
-                             UnknownFieldError)
+                             UnknownFieldError, WeightHashError)
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 
 VALUE_DTYPES = ("float32", "float16", "bfloat16")
@@ -111,10 +114,19 @@ def _weight_hash(spec: NetworkSpec, name: str, index: int, shape: tuple) -> str:
 
 
 def _tensor_parts(spec: NetworkSpec, index: int, name: str, code: TensorCode, weight_hash: str | None,
-                  values: str, codec: str, coded: bool) -> tuple[dict, dict]:
+                  values, codec: str, coded: bool, hints: dict | None = None) -> tuple[dict, dict]:
     """(meta entry, {section name: array}) of one tensor (cpk.md 7.2); with ``coded`` the sections are
-    formats.Section payloads, coded here, so that the bits' |G| order trial codes each candidate once."""
-    section = (lambda n, a: formats.encode_section(n, a, codec)) if coded else (lambda n, a: a)
+    formats.Section payloads, coded here, so that the bits' |G| order trial codes each candidate once.
+    ``values``: see to_container; ``hints`` receives the Container.codecs hints of uncoded sections."""
+    hints = {} if hints is None else hints
+
+    def section(n, a, extra=()):
+        if coded:
+            return formats.encode_section(n, a, codec, extra=extra)
+        if extra:
+            hints[n] = extra
+        return a
+
     entry: dict = {"i": index, "k": code.kind}
     parts: dict = {}
     sha = hashlib.sha256() if code.kind in USES_GENERATED and weight_hash is None else None
@@ -136,7 +148,19 @@ def _tensor_parts(spec: NetworkSpec, index: int, name: str, code: TensorCode, we
         parts[f"{name}:s"] = section(f"{name}:s", code.signs)
         entry["c"] = [float(np.float32(c)) for c in code.centroids]
     if code.kind == "values":
-        parts[f"{name}:v"] = section(f"{name}:v", _cast_values(code.values, values))
+        how = values.get(name, "float32") if isinstance(values, dict) else values
+        if isinstance(how, vq.Quant):  # quantised (cpk.md 7.2.1)
+            g_kept = None
+            if how.a is not None:
+                g = rng.generate(spec.init_for(name), spec.rng.seed, index, code.shape)
+                entry["h"], g_kept = rng.tensor_hash(g), g[code.bits]
+            q = vq.quantise(code.values, how, vq.channels(code.bits), g_kept)
+            parts[f"{name}:v"] = section(f"{name}:v", q, ("qans",))
+            parts[f"{name}:q"] = section(f"{name}:q", how.steps)
+            if how.a is not None:
+                parts[f"{name}:a"] = section(f"{name}:a", np.array([how.a], dtype=np.float32))
+        else:
+            parts[f"{name}:v"] = section(f"{name}:v", _cast_values(code.values, how), ("planes",))
     return entry, parts
 
 
@@ -145,7 +169,7 @@ def _dense_array(v) -> np.ndarray:
     return v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v  # f4 (7.2)
 
 
-def _parts(desc: Description, values: str, codec: str, coded: bool):
+def _parts(desc: Description, values, codec: str, coded: bool, hints: dict | None = None):
     """meta, then (name, array or Section) of every section, one tensor at a time."""
     meta_t: dict[str, dict] = {}
     meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
@@ -154,7 +178,8 @@ def _parts(desc: Description, values: str, codec: str, coded: bool):
         meta["data"] = desc.data.to_meta()
     yield meta
     for index, (name, code) in enumerate(desc.tensors.items()):
-        entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded)
+        entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded,
+                                     hints)
         meta_t[name] = entry
         yield from parts.items()
     for name, v in desc.dense.items():
@@ -162,20 +187,25 @@ def _parts(desc: Description, values: str, codec: str, coded: bool):
         yield name, (formats.encode_section(name, a, codec) if coded else a)
 
 
-def to_container(desc: Description, values: str = "float32", codec: str = "auto") -> formats.Container:
+def to_container(desc: Description, values="float32", codec: str = "auto") -> formats.Container:
     """The container of ``desc`` (cpk.md 7). A bit section over a weight drawn with varying magnitudes is
     stored in the |G| order (entry "o": "g") when that codes smaller with ``codec``: magnitude pruning
     rewound to the initial weights (IMP, ASNI) keeps mostly the weights that were large at init, so in that
     order the mask's density rises steadily and the context codec's row classes capture it. Every
     regenerated weight gets its hash (computed if ``desc`` lacks it), so unpack can refuse a wrong
-    regeneration."""
-    it = _parts(desc, values, codec, coded=False)
+    regeneration.
+
+    ``values``: the stored type of every "values" tensor's kept values (float32 | float16 | bfloat16), or a
+    mapping tensor name -> such a type or a connpack.values.Quant (quantised; absent names: float32)."""
+    hints: dict = {}
+    it = _parts(desc, values, codec, coded=False, hints=hints)
     meta = next(it)
-    return formats.Container(meta=meta, arrays=dict(it))
+    arrays = dict(it)
+    return formats.Container(meta=meta, arrays=arrays, codecs=hints)
 
 
 DEFAULT_MAX_WEIGHTS = formats.DEFAULT_MAX_ELEMENTS  # 2**31 elements (all sections, all state-dict tensors)
-VALUE_CODES = ("f4", "f2", "bf16")  # dtypes of a values tensor's ":v" section (cpk.md 7.2)
+VALUE_CODES = ("f4", "f2", "bf16", "i4")  # dtypes of a values tensor's ":v" section (cpk.md 7.2; i4: 7.2.1)
 
 META_KEYS = ("spec", "t")  # required; "data" (the data contract, cpk.md 7.9) is optional
 ENTRY_KEYS = ("c", "h", "i", "k", "o")
@@ -281,8 +311,9 @@ def _entries(meta) -> list[tuple[str, dict]]:
         if not isinstance(index, int) or isinstance(index, bool):
             raise FormatError(f"tensor {name!r}: index {index!r:.40} is not an integer")
         h = e.get("h")
-        if (h is not None) != (kind in USES_GENERATED):
-            raise FormatError(f"tensor {name!r}: a weight hash belongs to mask/flip tensors only, and they need one")
+        if (h is None and kind in USES_GENERATED) or (h is not None and kind not in (*USES_GENERATED, "values")):
+            raise FormatError(f"tensor {name!r}: a weight hash belongs to mask/flip tensors (which need one) and to "
+                              "seed-predicted values only")
         if h is not None and (not isinstance(h, str) or len(h) != 16 or h.strip("0123456789abcdef")):
             raise FormatError(f"tensor {name!r}: weight hash {h!r:.40} is not 16 lowercase hex digits")
         cen = e.get("c")
@@ -362,8 +393,22 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
                 raise FormatError(f"tensor section {name + extra[0]!r} is missing")
             if sub[0] not in extra[1]:
                 raise FormatError(f"section {name + extra[0]!r} has dtype {sub[0]}, expected {'/'.join(extra[1])}")
-    claimed = {n for n, _ in entries} | {n + x for n, e in entries for x in (":s", ":v")
-                                         if (e["k"], x) in (("ternary", ":s"), ("values", ":v"))}
+        if kind == "values":  # 7.2.1: quantised values need their steps; the prediction needs the hash
+            quantised = sections[name + ":v"][0] == "i4"
+            for x, need in ((":q", quantised), (":a", quantised and "h" in e)):
+                sub = sections.get(name + x)
+                if need and x == ":q" and sub is None:
+                    raise FormatError(f"tensor section {name + x!r} is missing")
+                if sub is not None and (not quantised or (x == ":a" and "h" not in e)):
+                    raise FormatError(f"section {name + x!r} belongs to quantised values" +
+                                      (" with a weight hash" if x == ":a" else ""))
+                if sub is not None and sub[0] != "f4":
+                    raise FormatError(f"section {name + x!r} has dtype {sub[0]}, expected f4")
+            if "h" in e and not (quantised and name + ":a" in sections):
+                raise FormatError(f"tensor {name!r}: a weight hash on values belongs to seed-predicted values only")
+    claimed = {n for n, _ in entries} | {n + x for n, e in entries for x in (":s", ":v", ":q", ":a")
+                                         if (e["k"], x) in (("ternary", ":s"), ("values", ":v"), ("values", ":q"),
+                                                            ("values", ":a"))}
     for name, (code, _shape) in sections.items():
         if name in claimed:
             continue
@@ -395,19 +440,54 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
             if sub is not None and (len(sub[1]) != 1 or sub[1][0] > math.prod(shapes[name])):
                 raise ShapeMismatchError(f"section {name + x!r} has shape {sub[1]}, its tensor keeps at most "
                                          f"{math.prod(shapes[name])} weights")
+        out_channels = shapes[name][0] if shapes[name] else 1
+        for x, ok in ((":q", ((1,), (out_channels,))), (":a", ((1,),))):
+            sub = sections.get(name + x)
+            if sub is not None and tuple(sub[1]) not in ok:
+                raise ShapeMismatchError(f"section {name + x!r} has shape {tuple(sub[1])}, expected "
+                                         + " or ".join(map(str, ok)))
 
 
 def _section(c: formats.Container, name: str, kinds: str, shape: tuple | None = None) -> np.ndarray:
-    """The section ``name``; its dtype kind must be in ``kinds`` ("b": bool, "f": float) and its shape ``shape``."""
+    """The section ``name``; its dtype kind must be in ``kinds`` ("b": bool, "f": float, "i": int32, "4": float32)
+    and its shape ``shape``."""
     if name not in c.arrays:
         raise FormatError(f"tensor section {name!r} is missing")
     a = c.arrays[name]
     kind = "f" if a.dtype.name == "bfloat16" else a.dtype.kind
-    if kind not in kinds:
-        raise FormatError(f"section {name!r} has dtype {a.dtype}, expected {'bool' if kinds == 'b' else 'float'}")
+    kind = "4" if a.dtype == np.float32 and "4" in kinds else kind
+    if kind not in kinds or (kind == "i" and a.dtype != np.int32):
+        want = {"b": "bool", "f": "float", "i": "int32", "4": "float32"}
+        raise FormatError(f"section {name!r} has dtype {a.dtype}, expected {' or '.join(want[k] for k in kinds)}")
     if shape is not None and a.shape != shape:
         raise ShapeMismatchError(f"section {name!r} has shape {a.shape}, its tensor needs {shape}")
     return a
+
+
+def _values(c: formats.Container, spec: NetworkSpec, name: str, entry: dict, mask: np.ndarray) -> np.ndarray:
+    """The float32 kept values of a "values" tensor: stored as floats, or quantised (connpack.values, cpk.md
+    7.2.1; the section set and shapes were checked by validate_meta)."""
+    kept = (int(np.count_nonzero(mask)),)
+    v = _section(c, f"{name}:v", "fi", kept)
+    if v.dtype != np.int32:  # float32, float16 or bfloat16
+        return v.astype(np.float32)
+    steps = _section(c, f"{name}:q", "4")
+    if steps.shape not in ((1,), (mask.shape[0] if mask.ndim else 1,)):
+        raise ShapeMismatchError(f"section '{name}:q' has shape {steps.shape}, expected (1,) or ({mask.shape[0]},)")
+    if not (np.all(np.isfinite(steps)) and np.all(steps > 0)):
+        raise FormatError(f"section '{name}:q' holds a step that is not finite and > 0")
+    if v.size and np.abs(v.astype(np.int64)).max() >= 2**24:
+        raise FormatError(f"section '{name}:v' holds an index beyond 2^24")
+    a = g_kept = None
+    if f"{name}:a" in c.arrays:
+        a_arr = _section(c, f"{name}:a", "4", (1,))
+        if not np.isfinite(a_arr[0]):
+            raise FormatError(f"section '{name}:a' is not finite")
+        g = rng.generate(spec.init_for(name), spec.rng.seed, entry["i"], mask.shape)
+        if rng.tensor_hash(g) != entry["h"]:
+            raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
+        a, g_kept = float(a_arr[0]), g[mask]
+    return vq.dequantise(v, steps, vq.channels(mask), a, g_kept)
 
 
 def from_container(c: formats.Container) -> Description:
@@ -435,16 +515,16 @@ def from_container(c: formats.Container) -> Description:
                 kw = {"signs": _section(c, f"{name}:s", "b", kept), "centroids": tuple(float(x) for x in entry["c"])}
                 used.add(f"{name}:s")
             if kind == "values":
-                kw = {"values": _section(c, f"{name}:v", "f", kept).astype(np.float32)}
-                used.add(f"{name}:v")
+                kw = {"values": _values(c, spec, name, entry, main)}
+                used.update(k for k in (f"{name}:v", f"{name}:q", f"{name}:a") if k in c.arrays)
             tensors[name] = TensorCode(kind, main.shape, bits=main, **kw)
-            if "h" in entry:
+            if "h" in entry and kind in USES_GENERATED:
                 hashes[name] = entry["h"]
         dense = {k: v for k, v in c.arrays.items() if k not in used}
         stray = [k for k in dense if ":" in k]
         if stray:
             raise FormatError(f"section {stray[0]!r} belongs to no tensor in meta.t")
-    except FormatError:
+    except (FormatError, WeightHashError):
         raise
     except ConnpackError as e:
         raise FormatError(f"invalid network description: {e}") from None
@@ -496,7 +576,7 @@ def check_architecture(desc: Description) -> None:
                                      f"'{desc.spec.model.arch}' expects {shape}")
 
 
-def pack(desc: Description, path: str | Path, codec: str = "auto", values: str = "float32") -> int:
+def pack(desc: Description, path: str | Path, codec: str = "auto", values="float32") -> int:
     """Write ``desc`` as a .cpk file atomically; returns the file size in bytes. The same bytes as
     ``formats.write(path, to_container(desc, values, codec), codec)``, in bounded memory: tensor by tensor,
     each section coded once and its arrays dropped before the next (only the coded payloads are kept)."""

@@ -197,6 +197,50 @@ def _bits(codec, p, shape):
     return flat.reshape(shape)
 
 
+def _symbols(p, n):
+    """A symbol stream (cpk.md 5.1): n integers."""
+    if n == 0:
+        if len(p):
+            raise ValueError("symbols: data for no elements")
+        return np.zeros(0, dtype=np.int64)
+    z, pos = _uvarint(p, 0)
+    lo = -(z >> 1) - 1 if z & 1 else z >> 1
+    size, pos = _uvarint(p, pos)
+    size += 1
+    counts = []
+    for _ in range(size):
+        c, pos = _uvarint(p, pos)
+        counts.append(c)
+    if sum(counts) != n:
+        raise ValueError("symbols: counts")
+    if size == 1:
+        if pos != len(p):
+            raise ValueError("symbols: trailing data")
+        return np.full(n, lo, dtype=np.int64)
+    ans = _Ans(p[pos:])
+    sym = ans.decode(_quantise(counts, n), n)
+    if not ans.empty() or np.bincount(sym, minlength=size).tolist() != counts:
+        raise ValueError("symbols: stream")
+    return sym + lo
+
+
+def _planes(p, n, dt):
+    """planes (cpk.md 5.2): plane j = byte k-1-j of each element's little-endian bytes."""
+    k, pos, lengths = dt.itemsize, 0, []
+    for _ in range(k - 1):
+        length, pos = _uvarint(p, pos)
+        lengths.append(length)
+    lengths.append(len(p) - pos - sum(lengths))
+    le = np.zeros((n, k), dtype=np.uint8)
+    for j, length in enumerate(lengths):
+        plane = _symbols(p[pos:pos + length], n)
+        if plane.size and (plane.min() < 0 or plane.max() > 255):
+            raise ValueError("planes: byte range")
+        le[:, k - 1 - j] = plane
+        pos += length
+    return le.reshape(-1).view(dt)
+
+
 def read_cpk(data: bytes):
     magic, version, hlen, hcrc = struct.unpack_from("<4sHII", data, 0)
     if magic != b"CPK\x00" or version != 1 or hlen > 1 << 20:
@@ -231,6 +275,12 @@ def read_cpk(data: bytes):
             dt = np.dtype(ml_dtypes.bfloat16)
         else:
             dt = np.dtype(DTYPES[dtype])
+        if codec == "qans" and dtype == "i4":
+            arrays[name] = _symbols(p, n).astype("<i4").reshape(shape)
+            continue
+        if codec == "planes":
+            arrays[name] = _planes(p, n, dt).reshape(shape).copy()
+            continue
         raw = p if codec == "raw" else _zstd(bytes(p), n * dt.itemsize)
         arrays[name] = np.frombuffer(bytes(raw), dtype=dt).reshape(shape).copy()
     return header["m"], arrays
@@ -363,7 +413,22 @@ def read_network(data: bytes):
                 w[main] = np.where(arrays[name + ":s"], c_pos, c_neg)
             else:
                 used.add(name + ":v")
-                w[main] = arrays[name + ":v"].astype(np.float32)
+                v = arrays[name + ":v"]
+                if v.dtype.kind == "i":  # quantised (cpk.md 7.2.1), binary32 arithmetic, one rounding per step
+                    used.add(name + ":q")
+                    steps = arrays[name + ":q"].astype(np.float32)
+                    rows = np.nonzero(main.reshape(main.shape[0], -1))[0]
+                    s = steps[rows] if steps.size > 1 else np.full(v.size, steps[0], dtype=np.float32)
+                    v = (v.astype(np.float32) * s).astype(np.float32)
+                    if name + ":a" in arrays:
+                        used.add(name + ":a")
+                        init = {**spec.get("init", {}), **spec.get("inits", {}).get(name, {})}
+                        g = generate(init, seed, e["i"], main.shape)
+                        if hashlib.sha256(g.astype("<f4").tobytes()).hexdigest()[:16] != e["h"]:
+                            raise ValueError(f"weight hash of {name}")
+                        a = arrays[name + ":a"].astype(np.float32)[0]
+                        v = (v + (a * g[main]).astype(np.float32)).astype(np.float32)
+                w[main] = v.astype(np.float32)
         out[name] = w.astype(np.float32)
     out.update({k: v for k, v in arrays.items() if k not in used})
     return out

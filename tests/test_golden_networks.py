@@ -18,6 +18,7 @@ import pytest
 from connpack import errors as E
 from connpack import formats, rng
 from connpack.contract import DataContract
+from connpack import values as vq
 from connpack.description import Description, TensorCode
 from connpack.packing import from_container, pack, to_container, unpack
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
@@ -28,6 +29,7 @@ from tests.test_formats import check_pinned, libzstd_version, zstd_dependent
 VECTORS = Path(__file__).resolve().parents[1] / "formats" / "vectors"
 MANIFEST = VECTORS / "networks.json"
 SHAPES = {"fc1.weight": (15, 64), "fc2.weight": (5, 15), "fc3.weight": (10, 5)}  # lenet300, width 0.05, 1x8x8
+QUANT_SHAPES = {"fc1.weight": (75, 64), "fc2.weight": (25, 75), "fc3.weight": (10, 25)}  # width 0.25
 
 
 # --------------------------------------------------------------------------- the golden networks
@@ -38,7 +40,7 @@ def _pattern(shape, a: int, b: int, m: int, r: int = 0) -> np.ndarray:
 
 
 def _model(**kw) -> ModelSpec:
-    return ModelSpec(arch="lenet300", in_shape=(1, 8, 8), width=0.05, **kw)
+    return ModelSpec(**{"arch": "lenet300", "in_shape": (1, 8, 8), "width": 0.05, **kw})
 
 
 def golden_networks() -> dict[str, tuple[Description, str]]:
@@ -81,6 +83,20 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
         bits = (a >= np.sort(a.ravel())[a.size * 7 // 10]) ^ _pattern(s, 1, 3, 11)  # top 30% by |G|, ~9% flipped
         tensors[n] = TensorCode("values", s, bits=bits, values=(np.arange(int(bits.sum()), dtype=np.float32) % 7 - 3) / 4)
     out["imp"] = (Description(spec, tensors), "float32")
+    # quantised values (cpk.md 7.2.1): fc1 float16 values (the planes codec), fc2 one step plus the seed
+    # prediction a * G, fc3 per-channel steps (indices coded with qans)
+    spec = NetworkSpec(model=_model(width=0.25), rng=RngSpec(seed=11), init=InitSpec(dist="kaiming_normal"),
+                       method="imp")
+    tensors, plan = {}, {}
+    for i, (n, s) in enumerate(QUANT_SHAPES.items()):
+        g = rng.generate(spec.init_for(n), 11, i, s)
+        bits = np.abs(g) >= np.sort(np.abs(g).ravel())[g.size // 2]
+        wiggle = ((np.arange(int(bits.sum())) * 37) % 101 - 50).astype(np.float32) / 400
+        tensors[n] = TensorCode("values", s, bits=bits, values=(g[bits] * (1 + wiggle)).astype(np.float32))
+    steps = (np.arange(QUANT_SHAPES["fc3.weight"][0], dtype=np.float32) % 4 + 1) / 64
+    plan = {"fc1.weight": "float16", "fc2.weight": vq.Quant(np.float32([0.015625]), a=1.0625),
+            "fc3.weight": vq.Quant(steps)}
+    out["quant"] = (Description(spec, tensors), plan)
     # dense fallback (baseline training) with affine batch norm
     tensors = {n: TensorCode("dense", s, values=(np.arange(np.prod(s), dtype=np.float32).reshape(s) % 17 - 8) / 32)
                for n, s in SHAPES.items()}
@@ -97,6 +113,24 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
                           ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                            "Ankle boot"))
     out["data"] = (Description(flip.spec, flip.tensors, data=record), "float32")
+    return out
+
+
+def expected_tensors(desc: Description, values) -> dict[str, np.ndarray]:
+    """What a reader must decode for ``desc`` packed with ``values``: the values cast to their stored type,
+    or quantised and dequantised as cpk.md 7.2.1 says (connpack.values)."""
+    out = desc.state_dict()
+    kept = {k.name: k for k in vq.kept_tensors(desc, predict=True)}
+    for name, code in desc.tensors.items():
+        how = values.get(name, "float32") if isinstance(values, dict) else values
+        if code.kind != "values" or how == "float32":
+            continue
+        w = np.zeros(code.shape, np.float32)
+        if isinstance(how, vq.Quant):
+            w[code.bits] = vq.decoded(kept[name], how)
+        else:
+            w[code.bits] = code.values.astype(how).astype(np.float32)
+        out[name] = w
     return out
 
 
@@ -118,7 +152,7 @@ def regenerate(directory: Path = VECTORS, only: set[str] | None = None) -> None:
         back = unpack(path)
         tensors = back.state_dict()
         manifest["files"][path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "zstd": zstd_dependent(data),
-                                        "values": values,
+                                        "values": values if isinstance(values, str) else "quantised",
                                         "tensors": {k: tensor_sha(v) for k, v in sorted(tensors.items())}}
         if back.data is not None:
             manifest["files"][path.name]["data"] = back.data.to_meta()
@@ -142,10 +176,10 @@ def test_golden_networks_pinned(manifest):
         data = (VECTORS / fname).read_bytes()
         check_pinned(fname, info, data, formats.encode(to_container(desc, values)), manifest["zstd"])
         back = unpack(VECTORS / fname)
-        assert list(back.tensors) == list(SHAPES)  # tensor index order, whatever the header's key order
+        assert list(back.tensors) == list(QUANT_SHAPES if name == "quant" else SHAPES)  # tensor index order, whatever the header's key order
         got = back.state_dict()
         assert {k: tensor_sha(v) for k, v in got.items()} == info["tensors"], fname
-        want = desc.state_dict()  # the Description that was packed gives the same tensors
+        want = expected_tensors(desc, values)  # the Description that was packed gives the same tensors
         for k, v in got.items():
             assert v.dtype == np.float32 and np.array_equal(v, want[k].astype(np.float32)), (fname, k)
 

@@ -130,15 +130,18 @@ def test_bias_stored_as_bf16_is_a_format_error():
     assert e.value.exit_code == 4
 
 
-def test_values_section_accepts_f4_f2_bf16_only():
+def test_values_section_accepts_f4_f2_bf16_only():  # and i4 quantisation indices with their steps (7.2.1)
     names = list(SMALL)
     t = {n: {"i": i, "k": "values"} for i, n in enumerate(names)}
-    for code, itemsize, ok in (("f4", 4, True), ("f2", 2, True), ("bf16", 2, True), ("f8", 8, False), ("i4", 4, False)):
+    for code, itemsize, ok in (("f4", 4, True), ("f2", 2, True), ("bf16", 2, True), ("f8", 8, False), ("i4", 4, None)):
         secs = [(n, "b1", list(s), "ans", H.ANS_ALL_ONES) for n, s in SMALL.items()]
         secs += [(n + ":v", code, [s[0] * s[1]], "raw", bytes(itemsize * s[0] * s[1])) for n, s in SMALL.items()]
         data = H.small_network(t=t, sections=secs)
         if ok:
             assert packing.decode(data).state_dict()["fc1.weight"].shape == SMALL["fc1.weight"]
+        elif ok is None:  # indices without their ":q" steps
+            with pytest.raises(FormatError, match=":q' is missing"):
+                packing.decode(data)
         else:
             with pytest.raises(FormatError, match="expected f4/f2/bf16"):
                 packing.decode(data)

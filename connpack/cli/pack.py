@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from connpack.cli.common import console, errors, out_path
 from connpack.errors import SpecError
@@ -17,7 +18,16 @@ def command(
                                           "checkpoint pruned with torch.nn.utils.prune or holding zeros")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output .cpk (default: beside the input)")] = None,
     codec: Annotated[str, typer.Option(help="auto (smallest per section) or a codec name")] = "auto",
-    values: Annotated[str, typer.Option(help="type of stored kept values: float32 | float16 | bfloat16")] = "float32",
+    values: Annotated[str, typer.Option(help="stored kept values: float32 | float16 | bfloat16 (lossless), or q8 | q6 | "
+                                        "q4 (any q2..q16: quantised, per-channel steps of that many bits)")] = "float32",
+    max_error: Annotated[Optional[float], typer.Option(help="quantise values as coarsely as keeps the relative L2 error "
+                                                       "of the outputs on a fixed probe batch (or, with --error-on "
+                                                       "weights, of the weights) <= this, e.g. 0.01")] = None,
+    error_on: Annotated[str, typer.Option(help="what --max-error measures: outputs | weights")] = "outputs",
+    max_accuracy_drop: Annotated[Optional[float], typer.Option(help="quantise values as coarsely as keeps test accuracy "
+                                                               "within this many points of the float32 network (on the "
+                                                               "dataset the network records, or --dataset)")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="dataset folder (default: $CONNPACK_DATA or ~/.cache/connpack)")] = None,
     arch: Annotated[Optional[str], typer.Option(help="architecture of a PyTorch state_dict, e.g. torchvision:resnet18, "
                                                 "connpack:conv6 (default: the one whose tensors match)")] = None,
     in_shape: Annotated[Optional[str], typer.Option(help="input C,H,W of a PyTorch state_dict (torchvision default "
@@ -37,11 +47,22 @@ def command(
         except ValueError:
             raise SpecError(f"--in-shape must be C,H,W integers, got '{in_shape}'") from None
     from connpack import api  # reads .pt files with torch: imported when the command runs
+    from connpack import values as vq
+
+    vq.check_options(values, max_error, error_on, max_accuracy_drop)  # refuse bad settings before any work
 
     target = out_path(out, model, ".cpk")
     desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
                          _numbers(std, "--std"))
-    size = api.pack(desc, target, values=values, codec=codec)
+    size, choice = api.pack_values(desc, target, values=values, codec=codec, max_error=max_error,
+                                   error_on=error_on, max_accuracy_drop=max_accuracy_drop, data_dir=data_dir)
+    if choice is not None:
+        for name, quant in choice.plan.items():
+            how = f"a = {quant.a:.4g} x generated weight + " if quant.a is not None else ""
+            console.print(f"  {escape(name)}: {how}step {float(quant.steps[0]):.4g} ({choice.relative[name]:.4g} x rms)")
+        reached = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {escape(str(v))}"
+                            for k, v in choice.reached.items())
+        console.print(f"target {choice.target}: reached {reached}")
     record = desc.data
     what = f"data: {record.describe()}" if record else "no data record: eval will need --dataset (pack --dataset NAME)"
     console.print(f"wrote {target}  ({size:,} bytes; {what})", markup=False, soft_wrap=True)

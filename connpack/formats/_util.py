@@ -232,17 +232,17 @@ def ans_decoder(buf: bytes):
 ANS_CHUNK = 1 << 18  # symbols decoded per call before looking for the fixed point below
 
 
-def ans_decode(coder, model, count: int) -> np.ndarray:
+def ans_decode(coder, model, count: int, dtype=np.uint8) -> np.ndarray:
     """``count`` symbols of ``model`` from ``coder``, in chunks.
 
     Once the state x is below 2**24 with no words left, decoding symbol 0 leaves x unchanged (cpk.md 4, step
     2: x = f_0 * 0 + q - 0): every further symbol of this model is 0. The rest of the output is then filled
     with zeros without decoding, so a tiny stream that declares billions of symbols costs no more time than
     the memory of its declared shape (its state is checked by ``ans_finish`` as usual). Symbols are < 256 in
-    every model of cpk.md 4, so they come back as uint8.
+    every model of cpk.md 4, so they come back as uint8 (``dtype``: for the larger alphabets of cpk.md 5.1).
     """
     count = int(count)
-    out = np.zeros(count, dtype=np.uint8)  # every model of cpk.md 4 has at most 256 symbols
+    out = np.zeros(count, dtype=dtype)  # every model of cpk.md 4 has at most 256 symbols
     pos = 0
     try:
         while pos < count:

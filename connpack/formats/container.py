@@ -9,7 +9,7 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from connpack.errors import (BadMagicError, ChecksumError, ConnpackError, Decode
                              UnsupportedVersionError)
 
 from ._util import MAX_NDIM, CorruptPayloadError, entropy_bits, zstd_compress, zstd_decompress_exact
-from .codecs import CODECS, applicable
+from .codecs import CODECS, VALUE_CODECS, applicable
 
 MAGIC = b"CPK\x00"
 VERSION = 1
@@ -68,10 +68,15 @@ def dtype_code(dt: np.dtype) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Container:
-    """A JSON metadata object plus named numpy arrays (bool arrays are bit sections)."""
+    """A JSON metadata object plus named numpy arrays (bool arrays are bit sections).
+
+    ``codecs`` (writer hint, not content): section name -> names of VALUE_CODECS the writer may also try on that
+    numeric section; it keeps the smallest payload (ties: raw, zstd, then the order given).
+    """
 
     meta: dict
     arrays: dict
+    codecs: dict = field(default_factory=dict)
 
     def __eq__(self, other):
         if not isinstance(other, Container):
@@ -130,16 +135,27 @@ def _check_meta(x, path="meta", depth=0):
 
 
 # --------------------------------------------------------------------------- encode
-def _encode_numeric(arr: np.ndarray, codec: str, zstd_level: int) -> tuple[str, bytes]:
+def _encode_numeric(arr: np.ndarray, codec: str, zstd_level: int, extra=()) -> tuple[str, bytes]:
     """raw or zstd; auto keeps the smaller, with zstd at ``zstd_level`` up to 16 * SMALL_SECTION bytes and at
-    level 3 above (level 19 costs seconds per 10 MB and gains ~1% on float weights)."""
+    level 3 above (level 19 costs seconds per 10 MB and gains ~1% on float weights). ``extra``: VALUE_CODECS
+    names also tried where they apply (auto only); the smallest payload wins (ties: raw, zstd, ``extra`` order)."""
     raw = arr.tobytes()
     if codec == "raw":
         return "raw", raw
     if codec == "zstd":
         return "zstd", zstd_compress(raw, zstd_level)
-    z = zstd_compress(raw, zstd_level if len(raw) <= 16 * SMALL_SECTION else ZSTD_PROBE_LEVEL)
-    return ("zstd", z) if len(z) < len(raw) else ("raw", raw)
+    got = {"raw": raw}
+    for name in extra:
+        mod = VALUE_CODECS.get(name)
+        if mod is None:
+            raise UnknownCodecNameError(f"unknown value codec {name!r}; known: {', '.join(VALUE_CODECS)}")
+        if mod.applies(arr):
+            got[name] = mod.encode(arr)
+    small = len(raw) <= (16 if not got.keys() - {"raw"} else 1) * SMALL_SECTION  # a value codec: zstd-3 above 64 KiB
+    got["zstd"] = zstd_compress(raw, zstd_level if small else ZSTD_PROBE_LEVEL)
+    order = ["raw", "zstd", *extra]
+    name = min(got, key=lambda k: (len(got[k]), order.index(k)))
+    return name, got[name]
 
 
 ZSTD_PROBE_LEVEL = 3  # a fast zstd pass that tells whether the full-strength one can pay off
@@ -208,9 +224,10 @@ def _check_codec_name(codec: str) -> None:
         raise UnknownCodecNameError(f"unknown codec {codec!r}; known: auto, {', '.join(CODECS)}")
 
 
-def encode_section(name: str, arr: np.ndarray, codec: str = "auto", zstd_level: int = 19) -> Section:
+def encode_section(name: str, arr: np.ndarray, codec: str = "auto", zstd_level: int = 19, extra: tuple = ()) -> Section:
     """Code one array as ``encode`` codes it (see there for ``codec``): a writer can code a network's
-    sections one at a time, dropping each array before the next, and ``assemble`` the payloads."""
+    sections one at a time, dropping each array before the next, and ``assemble`` the payloads. ``extra``:
+    VALUE_CODECS also tried on a numeric section (Container.codecs)."""
     _check_codec_name(codec)
     if not isinstance(name, str) or not name:
         raise SpecError(f"array name {name!r} must be a non-empty string")
@@ -230,7 +247,7 @@ def encode_section(name: str, arr: np.ndarray, codec: str = "auto", zstd_level: 
     if code == "b1":
         cname, payload = _encode_bits(arr, codec, zstd_level)
     else:
-        cname, payload = _encode_numeric(arr, codec if codec in NUMERIC_CODECS else "auto", zstd_level)
+        cname, payload = _encode_numeric(arr, codec if codec in NUMERIC_CODECS else "auto", zstd_level, extra)
     return Section(name, code, tuple(arr.shape), cname, payload)
 
 
@@ -249,7 +266,8 @@ def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
     _check_meta(c.meta)
     if not isinstance(c.arrays, dict):
         raise SpecError("Container.arrays must be a dict")
-    return assemble(c.meta, [encode_section(name, c.arrays[name], codec, zstd_level) for name in sorted(c.arrays)])
+    return assemble(c.meta, [encode_section(name, c.arrays[name], codec, zstd_level, tuple(c.codecs.get(name, ())))
+                             for name in sorted(c.arrays)])
 
 
 def assemble(meta: dict, sections: list[Section]) -> bytes:
@@ -409,6 +427,14 @@ def _decode_section(payload: bytes, code: str, shape: tuple, cname: str) -> np.n
     else:
         dt = _np_dtype(code)
         need = n * dt.itemsize
+        if cname in VALUE_CODECS:
+            try:
+                arr = VALUE_CODECS[cname].decode(payload, dt, shape)
+            except (ConnpackError, MemoryError):
+                raise
+            except Exception as e:
+                raise CorruptPayloadError(f"{cname} payload does not decode: {type(e).__name__}: {e}") from None
+            return arr
         raw = payload if cname == "raw" else zstd_decompress_exact(payload, need)
         if len(raw) != need:
             raise DecodedLengthError(f"{len(raw)} bytes for {n} elements of {code}")
@@ -432,7 +458,7 @@ def _sections(data: bytes, max_elements: int):
             raise ChecksumError(f"section {e[0]!r}: checksum mismatch")
     for e in table:
         allowed = CODECS if e[1] == "b1" else NUMERIC_CODECS
-        if e[3] not in allowed:
+        if e[3] not in allowed and not (e[3] in VALUE_CODECS and e[1] in VALUE_CODECS[e[3]].DTYPES):
             raise UnknownCodecError(f"section {e[0]!r}: unknown codec {e[3]!r:.40} for dtype {e[1]}")
     return meta, table, offsets
 

@@ -1,10 +1,16 @@
 """Bit-section codecs: each a pure pair ``encode(bits, shape) -> bytes`` / ``decode(payload, shape) -> bool array``."""
 from __future__ import annotations
 
-from . import ans, context, golomb, raw, zstd
+from . import ans, context, golomb, planes, qans, raw, zstd
 
-#: name -> codec module, for bool (bit) sections. Numeric sections use only "raw" and "zstd" (see container).
+#: name -> codec module, for bool (bit) sections. Numeric sections use "raw" and "zstd" (see container) and
+#: the VALUE_CODECS.
 CODECS = {m.NAME: m for m in (raw, zstd, golomb, ans, context)}
+
+#: name -> codec module for numeric sections beyond raw/zstd: ``DTYPES`` (header dtype codes it codes),
+#: ``applies(arr)``, ``encode(arr) -> bytes``, ``decode(payload, dtype, shape) -> array``. The writer uses one
+#: only where the Container asks for it (Container.codecs), so files written before keep their bytes.
+VALUE_CODECS = {m.NAME: m for m in (planes, qans)}
 
 
 def applicable(shape) -> list[str]:
@@ -12,4 +18,4 @@ def applicable(shape) -> list[str]:
     return [n for n in CODECS if n != "context" or len(tuple(shape)) >= 2]
 
 
-__all__ = ["CODECS", "applicable", "raw", "zstd", "golomb", "ans", "context"]
+__all__ = ["CODECS", "VALUE_CODECS", "applicable", "raw", "zstd", "golomb", "ans", "context"]
