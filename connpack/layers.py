@@ -14,6 +14,7 @@ nn.Conv2d, which is what the exporters see.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,26 +48,85 @@ class _Sign(torch.autograd.Function):
         return g
 
 
-class _GatedWeight(torch.autograd.Function):
-    """W_eff = w * g, g a 0/1 or +-1 gate, in one pass; backward dL/dt = dL/dW_eff * w (straight-through).
+def _score_grad(layer, gt: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+    """dL/dt from dL/dW_eff * w (in place on ``gt``): * sgn(s) for topk (through |s|), + the armed pull."""
+    if t is not None:
+        gt.mul_(t.sgn())
+    pull, layer.pull = layer.pull, None
+    if pull is not None:
+        gt.add_(pull)
+    return gt
 
-    The forward and backward of ``w * Gate.apply(t)`` without the intermediate gate tensor: the trainers'
-    hot path (benchmarks/bench_step_time.py).
+
+class _GatedWeight(torch.autograd.Function):
+    """W_eff = w * g(t) with the straight-through gradient to t, as one autograd node (Conv2d's weight).
+
+    The forward and backward of ``w * layer.gate()`` (the reference, with autograd through the gate) in two
+    passes each way: the gate is written straight into the output buffer as 1.0/0.0 by a comparison with a
+    float ``out=`` (on CPU a comparison that produces a bool tensor, and every bool -> float conversion,
+    costs ~5x a float pass) and multiplied by w in place; the backward is dL/dW_eff * w. For ``topk`` the
+    gradient goes through |s| as in edge-popup's code (``GetSubnet.apply(scores.abs(), k)``): * sgn(s).
+    Every value equals the reference's bit for bit: the gate is exactly 0, 1 or -1 (tests/test_layers.py).
     """
 
     @staticmethod
-    def forward(ctx, w, t, bits, flip: bool):
-        """``t`` only routes the gradient; ``bits`` (bool, from t) is the keep-mask, or the flip bits if ``flip``."""
-        ctx.save_for_backward(w)
-        # multiplications, not torch.where: on CPU where() over a bool mask is ~5x slower (bench_step_time.py)
-        if flip:
-            return w * (1 - 2 * bits.to(w.dtype))
-        return w * bits
+    def forward(ctx, w, t, layer):
+        ctx.layer = layer
+        ctx.save_for_backward(w, t if layer.mode == "topk" else None)
+        return gated_weight(w, t, layer.mode, layer.k, layer._topk_state)
 
     @staticmethod
     def backward(ctx, g):
-        (w,) = ctx.saved_tensors
-        return None, g * w, None, None
+        w, t = ctx.saved_tensors
+        return None, _score_grad(ctx.layer, g * w, t), None
+
+
+class _GatedLinear(torch.autograd.Function):
+    """F.linear(x, w * g(t), bias) with the straight-through gradient to t, as one autograd node.
+
+    Through autograd, the weight gradient of F.linear arrives as the transpose of x^T dy (a strided view), so
+    ``dW_eff * w`` reads it across strides and the result is copied again into the scores' layout: ~10x the
+    cost of a contiguous pass on CPU. Here the weight gradient is computed as dy^T x, already in the weight's
+    layout (MKL sums each entry over the batch in the same order either way: same bits), and turned into the
+    scores' gradient in place. ``custom_fwd/bwd`` run the backward under the forward's CUDA autocast state
+    (bf16 matmuls, as autograd does); the scores' gradient is float32 like the scores.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, w, t, bias, layer):
+        weff = gated_weight(w, t, layer.mode, layer.k, layer._topk_state)
+        ctx.layer = layer
+        ctx.save_for_backward(x, w, weff, t if layer.mode == "topk" else None)
+        return F.linear(x, weff, bias)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, gy):
+        x, w, weff, t = ctx.saved_tensors
+        gx = gt = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = gy.matmul(weff.to(gy.dtype)).to(x.dtype)
+        gy2 = gy.reshape(-1, gy.shape[-1])
+        if ctx.needs_input_grad[2]:
+            gw = gy2.t().mm(x.reshape(-1, x.shape[-1]).to(gy.dtype)).to(w.dtype)
+            gt = _score_grad(ctx.layer, gw.mul_(w), t)
+        if ctx.needs_input_grad[3]:
+            gb = gy2.sum(0)
+        return gx, None, gt, gb, None
+
+
+def gated_weight(w: torch.Tensor, t: torch.Tensor, mode: str, k: float = 1.0, state: dict | None = None) -> torch.Tensor:
+    """w * g(t) (no gradient): prune 1[t > 0], flip +1 (t >= 0) / -1, topk 1 on the top k of |t|."""
+    buf = torch.empty_like(w)
+    if mode == "prune":
+        return torch.gt(t, 0, out=buf).mul_(w)
+    if mode == "flip":
+        # w - 2 w 1[t < 0] = -w exactly where flipped (w + (-2w) is exact)
+        return torch.addcmul(w, w, torch.lt(t, 0, out=buf), value=-2)
+    if mode == "topk":
+        return topk_gate(t.abs(), k, state, out=buf).mul_(w)
+    raise SpecError(f"no gate for layer mode '{mode}'")
 
 
 class _TopK(torch.autograd.Function):
@@ -101,58 +161,69 @@ def kth_largest(flat: torch.Tensor, keep: int) -> torch.Tensor:
     return flat.topk(keep, sorted=False).values.min()
 
 
-def _kth_largest_near(flat: torch.Tensor, keep: int, state: dict) -> torch.Tensor | None:
-    """The keep-th largest entry, found in a band around last step's threshold; None if not found there.
+def _kth_largest_numpy(x: np.ndarray, keep: int, state: dict | None):
+    """The keep-th largest entry of a 1-D float array (CPU); with ``state``, searched near the last one.
 
-    Training moves scores a little per step, so the threshold moves a little: count the entries above the
-    band (all kept) and in it; when the band brackets the threshold, select inside the band only. The counts
-    make the answer exact whatever the band -- the band only decides how much work the selection does.
+    numpy's introselect (np.partition) and its comparisons are several times faster on CPU than torch's
+    kthvalue and bool comparisons (benchmarks/bench_topk.py). Training moves scores a little per step, so
+    the threshold moves a little: count the entries above a band around last step's threshold (all kept)
+    and in it; when the band brackets the threshold, select inside the band only. The counts make the answer
+    exact whatever the band -- the band only decides how much work the selection does.
     """
-    tau, delta = state["thr"], state["delta"]
-    for _ in range(3):
-        lo, hi = tau - delta, tau + delta
-        above = int((flat > hi).sum())
-        if above < keep:
-            in_band = (flat >= lo) & (flat <= hi)
-            count = int(in_band.sum())
-            if above + count >= keep:
-                band = flat[in_band]
-                thr = band.kthvalue(count - (keep - above) + 1).values
-                moved = abs(float(thr) - tau)
-                state["delta"] = max(4.0 * moved, 0.5 * delta, 1e-12)
-                return thr
-        delta *= 8.0
-    return None
+    n = x.size
+    if state is not None and "thr" in state:
+        tau, delta = state["thr"], state["delta"]
+        for _ in range(3):
+            lo, hi = tau - delta, tau + delta
+            above = int(np.count_nonzero(x > hi))
+            if above < keep:
+                band = x[(x >= lo) & (x <= hi)]
+                if above + band.size >= keep:
+                    j = band.size - (keep - above)
+                    thr = float(np.partition(band, j)[j])
+                    state["delta"] = max(4.0 * abs(thr - tau), 0.5 * delta, 1e-12)
+                    state["thr"] = thr
+                    return thr
+            delta *= 8.0
+    thr = float(np.partition(x, n - keep)[n - keep])
+    if state is not None:
+        state["thr"] = thr
+        state["delta"] = 1e-3 * float(x.max() - x.min()) + 1e-12
+    return thr
 
 
-def topk_mask(a: torch.Tensor, k: float, state: dict | None = None) -> torch.Tensor:
-    """Boolean mask of exactly kept_count(n, k) largest entries of ``a``.
+def topk_gate(a: torch.Tensor, k: float, state: dict | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """1.0 on exactly kept_count(n, k) largest entries of ``a``, 0.0 elsewhere (a's dtype, written to ``out``).
 
     One selection gives the threshold; everything above it is kept, and entries equal to it are kept in
     position order (lowest flat index first) until the count is exact. The result therefore does not depend
     on which selection algorithm ran or on the device. ``state`` (a dict the caller keeps between calls, CPU
-    only) lets the selection start from the previous threshold (``_kth_largest_near``): same result, less work.
+    only) lets the selection start from the previous threshold: same result, less work.
     """
-    flat = a.reshape(-1)
+    out = torch.empty_like(a) if out is None else out
+    flat = a.detach().reshape(-1)
     n = flat.numel()
     keep = kept_count(n, k)
     if keep == n:
-        return torch.ones_like(a, dtype=torch.bool)
-    warm = state is not None and flat.device.type == "cpu" and n >= 10_000
-    thr = _kth_largest_near(flat, keep, state) if warm and "thr" in state else None
-    if thr is None:
+        return out.fill_(1)
+    on_cpu = flat.device.type == "cpu"
+    if on_cpu and flat.dtype in (torch.float32, torch.float64):
+        thr = _kth_largest_numpy(flat.numpy(), keep, state if n >= 10_000 else None)
+    else:
         thr = kth_largest(flat, keep)
-        if warm:
-            state["delta"] = 1e-3 * float(flat.max() - flat.min()) + 1e-12
-    if warm:
-        state["thr"] = float(thr)
-    mask = flat >= thr
-    if flat.device.type == "cpu" and int(mask.sum()) == keep:  # no tie at the threshold (the usual case)
-        return mask.view_as(a)
+    torch.ge(a, thr, out=out)
+    # float32 sums of 0/1 are exact up to 2**24
+    if on_cpu and int(out.sum(dtype=torch.float64 if n > 2**24 else None)) == keep:
+        return out  # no tie at the threshold (the usual case)
     ties = flat == thr
     room = keep - (flat > thr).sum()  # how many of the tied entries fit
     mask = (flat > thr) | (ties & (ties.cumsum(0) <= room))
-    return mask.view_as(a)
+    return out.copy_(mask.view_as(a))
+
+
+def topk_mask(a: torch.Tensor, k: float, state: dict | None = None) -> torch.Tensor:
+    """Boolean mask of exactly kept_count(n, k) largest entries of ``a`` (``topk_gate`` as bool)."""
+    return topk_gate(a, k, state).bool()
 
 
 class ConnMixin:
@@ -166,6 +237,7 @@ class ConnMixin:
         self.k = 1.0
         self.scores = None
         self._topk_state: dict = {}  # last threshold (speeds up the next top-k; never changes its result)
+        self.pull: torch.Tensor | None = None  # added to the scores' gradient by the next backward (score_pull)
 
     def configure(self, mode: str, weight: torch.Tensor, scores: torch.Tensor | None = None, k: float = 1.0):
         """Set the fixed weight and the trainable connectivity variable.
@@ -205,15 +277,7 @@ class ConnMixin:
         """w * g(t) with the straight-through gradient to t (= ``self.weight * self.gate()``, fused)."""
         if self.mode == "dense":
             return self.weight
-        t = self.scores.abs() if self.mode == "topk" else self.scores  # edge-popup: gradient through |s|
-        with torch.no_grad():
-            if self.mode == "prune":
-                bits = t > 0
-            elif self.mode == "flip":
-                bits = t < 0
-            else:
-                bits = topk_mask(t, self.k, self._topk_state)
-        return _GatedWeight.apply(self.weight, t, bits, self.mode == "flip")
+        return _GatedWeight.apply(self.weight, self.scores, self)
 
     @torch.no_grad()
     def connectivity(self) -> torch.Tensor | None:
@@ -233,7 +297,9 @@ class ConnLinear(ConnMixin, nn.Linear):
         self._init_conn()
 
     def forward(self, x):
-        return F.linear(x, self.effective_weight(), self.bias)
+        if self.mode == "dense":
+            return F.linear(x, self.weight, self.bias)
+        return _GatedLinear.apply(x, self.weight, self.scores, self.bias, self)
 
 
 class ConnConv2d(ConnMixin, nn.Conv2d):
@@ -243,6 +309,25 @@ class ConnConv2d(ConnMixin, nn.Conv2d):
 
     def forward(self, x):
         return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+def score_pull(model: nn.Module) -> torch.Tensor:
+    """Ivan & Florian's minimal term (Eq. 4), -mean(g(t)) over all M gated weights, applied by the layers.
+
+    Under the straight-through estimator its gradient is -1/M for every score. Instead of a term in the
+    autograd graph (a reduction forward, a broadcast and an extra accumulation pass backward: +15% of a
+    LeNet step), this arms every gated layer of ``model`` to add -1/M (the float32 value autograd would
+    give) to its scores' gradient in its next backward, in the pass that already writes it: same bits.
+    Call it once per step, between the forward and the backward, as a regulariser. Returns a zero
+    without a graph: the term's value is never used (the trainers log the fraction of ones), only its gradient.
+    """
+    layers = [layer for _, layer in conn_layers(model)]
+    m = sum(layer.scores.numel() for layer in layers)
+    with torch.no_grad():
+        pull = -(torch.ones((), dtype=layers[0].scores.dtype, device=layers[0].scores.device) / m)
+    for layer in layers:
+        layer.pull = pull
+    return torch.zeros((), dtype=pull.dtype, device=pull.device)
 
 
 def conn_layers(model: nn.Module) -> list[tuple[str, ConnMixin]]:

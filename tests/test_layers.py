@@ -44,3 +44,84 @@ def test_conv_layer_matches_functional_conv():
     x = torch.randn(1, 2, 5, 5)
     ref = torch.nn.functional.conv2d(x, w * (t > 0).float(), padding=1)
     assert torch.allclose(conv(x), ref)
+
+
+# --- fused autograd functions (connpack.layers._GatedLinear / _GatedWeight) against the reference graph
+import pytest  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from connpack.layers import _GatedLinear, score_pull  # noqa: E402
+
+
+def _reference(layer, x):
+    """The layer's function built from autograd pieces: the op with weight ``w * gate()`` (STE gate)."""
+    weff = layer.weight * layer.gate()
+    if isinstance(layer, ConnConv2d):
+        return F.conv2d(x, weff, layer.bias, padding=1)
+    return F.linear(x, weff, layer.bias)
+
+
+def _grads(layer, x, fn, gy):
+    for p in (x, layer.scores, layer.bias):
+        if p is not None:
+            p.grad = None
+    out = fn(layer, x)
+    out.backward(gy)
+    return out.detach(), [p.grad.clone() for p in (x, layer.scores, layer.bias) if p is not None]
+
+
+@pytest.mark.parametrize("mode", ["prune", "flip", "topk"])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("conv", [False, True])
+def test_fused_layer_equals_the_reference_graph_bit_for_bit(mode, bias, conv):
+    g = torch.Generator().manual_seed(1)
+    if conv:
+        layer, shape, x = ConnConv2d(3, 4, 3, bias=bias), (4, 3, 3, 3), torch.randn(5, 3, 6, 6, generator=g)
+    else:
+        layer, shape, x = ConnLinear(40, 30, bias=bias), (30, 40), torch.randn(25, 40, generator=g)
+    layer.configure(mode, torch.randn(shape, generator=g), torch.randn(shape, generator=g), k=0.4)
+    x.requires_grad_(True)
+    gy = torch.randn(layer(x).shape, generator=g)
+    out, grads = _grads(layer, x, lambda m, v: m(v), gy)
+    ref_out, ref_grads = _grads(layer, x, _reference, gy)
+    assert torch.equal(out, ref_out)
+    assert len(grads) == len(ref_grads) == 3 + bias - 1
+    for a, b in zip(grads, ref_grads):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["prune", "flip", "topk"])
+def test_fused_linear_backward_passes_gradcheck_in_float64(mode):
+    """The hand-written matmul backward (input and bias gradients) against finite differences."""
+    g = torch.Generator().manual_seed(2)
+    layer = ConnLinear(6, 5, bias=True).double()
+    layer.configure(mode, torch.randn(5, 6, generator=g, dtype=torch.float64),
+                    torch.randn(5, 6, generator=g, dtype=torch.float64), k=0.5)
+    x = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    t = layer.scores.detach()  # the gate is a step: only the STE defines its gradient (tested above)
+    assert torch.autograd.gradcheck(lambda x, b: _GatedLinear.apply(x, layer.weight, t, b, layer),
+                                    (x, layer.bias.detach().clone().requires_grad_(True)))
+
+
+def test_score_pull_gives_the_minimal_terms_gradient_once():
+    g = torch.Generator().manual_seed(3)
+    net = torch.nn.Sequential(ConnLinear(20, 10), torch.nn.ReLU(), ConnLinear(10, 3))
+    for layer in (net[0], net[2]):
+        layer.configure("flip", torch.randn(layer.weight.shape, generator=g), torch.randn(layer.weight.shape, generator=g))
+    x = torch.randn(8, 20, generator=g)
+    scores = [net[0].scores, net[2].scores]
+
+    def grads(term):
+        for t in scores:
+            t.grad = None
+        loss = net(x).square().sum()
+        loss = loss + term() if term else loss
+        loss.backward()
+        return [t.grad.clone() for t in scores]
+
+    m = sum(t.numel() for t in scores)
+    ref = grads(lambda: -sum(t.sum() for t in scores) / m)  # the term in the autograd graph
+    assert all(torch.equal(a, b) for a, b in zip(grads(lambda: score_pull(net)), ref))
+    free = grads(None)  # the pull was used up by the last backward
+    assert not any(torch.equal(a, b) for a, b in zip(free, ref))
+    assert all(torch.allclose(a - 1 / m, b) for a, b in zip(free, ref))

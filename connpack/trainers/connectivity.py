@@ -17,7 +17,7 @@ from torch import nn
 
 from connpack import rng
 from connpack.description import Description, TensorCode
-from connpack.layers import conn_layers
+from connpack.layers import conn_layers, score_pull
 from connpack.errors import SpecError
 from connpack.specs import InitSpec, NetworkSpec
 from connpack.trainers.config import parse_init
@@ -59,19 +59,12 @@ def configure(model: nn.Module, spec: NetworkSpec, method: str, k: float = 1.0) 
 def regularizer(method: str, variant: str):
     """The minimal variants' term of Eq. 4: minus the mean gate value over all M weights of the network.
 
-    Under the straight-through estimator the gradient of -mean(g(t)) is -1/M for every t, exactly the
-    gradient of -sum(t)/M; the term is computed in that form (one reduction, no gate tensors). Its value is
-    therefore not the fraction of ones -- the trainers log that separately (``stats``) -- only its gradient.
+    Its straight-through gradient, -1/M for every score, is added by the layers' fused backward
+    (``connpack.layers.score_pull``: same bits as the term in the autograd graph, no extra passes).
     """
     if variant != "minimal" or method not in ("prune", "flip"):
         return None
-
-    def term(model: nn.Module) -> torch.Tensor:
-        scores = [layer.scores for _, layer in conn_layers(model)]
-        m = sum(t.numel() for t in scores)
-        return -sum(t.sum() for t in scores) / m
-
-    return term
+    return score_pull
 
 
 @torch.no_grad()
