@@ -1,6 +1,15 @@
+import pytest
 import torch
+import torch.nn.functional as F
 
-from connpack.layers import ConnConv2d, ConnLinear, kept_count, topk_mask
+from connpack.layers import (
+    ConnConv2d,
+    ConnLinear,
+    _GatedLinear,
+    kept_count,
+    score_pull,
+    topk_mask,
+)
 
 
 def _layer(mode, scores, k=1.0):
@@ -47,10 +56,6 @@ def test_conv_layer_matches_functional_conv():
 
 
 # --- fused autograd functions (connpack.layers._GatedLinear / _GatedWeight) against the reference graph
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from connpack.layers import _GatedLinear, score_pull  # noqa: E402
 
 
 def _reference(layer, x):
