@@ -64,7 +64,7 @@ def main(paths: list[str]) -> None:
                   f"  ratio {len(data) / cpk:.3f}")
             for name, code in desc.tensors.items():
                 c = onnx_bitcode.encode(code.bits, onnx_bitcode.view_of(code.shape))
-                how = c.kind + (f" k={c.k}" if c.kind == "ef" else "") + (" inverted" if c.invert else "") + (
+                how = c.kind + (f" k={c.k}" if c.kind == "rice" else "") + (" inverted" if c.invert else "") + (
                     " rows/cols" if "rows" in c.arrays else "")
                 print(f"  {name:24s} {code.kind:8s} {desc.spec.init_for(name).dist:16s} density {code.density():.4f}"
                       f"  {how:22s} ~{c.size:,} B")

@@ -3,17 +3,20 @@
 ``encode(bits, view)`` returns the smallest of these codes of a boolean vector (C order of the tensor):
 
     raw     np.packbits bytes; decoded by BitShift / BitwiseAnd / Reshape / Slice.        n bits
-    ef      Elias-Fano positions of the ones (or of the zeros, ``invert``): with k low bits per position,
-            lows = pos mod 2**k as k-bit fields, and the high parts as a unary bit vector H of
-            length m + ((n - 1) >> k) + 1 with a one at (pos_i >> k) + i. Decoded by positions(H) - Range
-            (the high parts), the k-bit fields times [2**(k-1) .. 1] summed (the lows), Mul/Add, then
-            ScatterElements of ones into zeros.                          m (k + 1) + (n >> k) + 1 bits
-    ef + rows/cols   the same over the sub-matrix left after removing the rows and the columns of the
-            (rows, columns) view that hold no one (no zero when inverted); the kept rows and columns are
-            raw bits, their indices found like H's ones, and a position (r, c) of the sub-matrix maps back through
+    rice    Golomb-Rice codes of the gaps between the ones (or the zeros, ``invert``): gap g_i = pos_i -
+            pos_{i-1} - 1 is q_i = g_i >> k, in unary (q_i zeros then a one) in the bit vector U ("hi"), and
+            r_i = g_i mod 2**k as k-bit fields ("lo"). In parallel: the one ending gap i sits at
+            t_i = i + sum_{j<=i} q_j, so pos_i = 2**k (t_i - i) + CumSum(r)_i + i. t comes from the positions
+            of the ones of U (TopK of bit * len - index: onnxruntime does not fold NonZero), the fields from
+            a Mul by [2**(k-1) .. 1] and ReduceSum, then ScatterElements puts the ones in place.
+                                                        m (k + 1) + sum_i (g_i >> k) bits  (<= Elias-Fano)
+    rice + rows/cols   the same over the sub-matrix left after removing the rows and the columns of the
+            (rows, columns) view that hold no one (no zero when inverted); the kept rows and columns are raw
+            bits, their indices found like U's ones, and a position (r, c) of the sub-matrix maps back through
             Gather. Pays where whole inputs never change (MNIST's border pixels in a flip network).
 
-Each k in 0..20 is tried; the smallest payload (plus a fixed estimate of its nodes' bytes) wins.
+Every bit array of a graph is one packed initializer, unpacked once and Split. Each k in 0..20 is tried; the
+smallest payload plus the measured bytes of its decoding nodes wins.
 """
 from __future__ import annotations
 
@@ -21,51 +24,57 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
-from connpack.exporters.onnx_builder import Builder
+from connpack.exporters.onnx_builder import Builder, fn_const
 
 # Serialized bytes of each decoder's own nodes and constants (measured on one code, the shared unpacking excluded).
 _RAW_NODES = 30
-_EF_NODES = 590
+_RICE_NODES = 250  # per code; the shared rice function adds ~700 once
 _RC_NODES = 460
 
 
 @dataclass
 class Code:
-    """One boolean vector as named bit arrays: raw {"bits"}; ef {"hi", "lo"} (+ {"rows", "cols"})."""
+    """One boolean vector as named bit arrays: raw {"bits"}; rice {"hi", "lo"} (+ {"rows", "cols"})."""
 
     n: int
-    kind: str                               # "raw" | "ef"
+    kind: str                               # "raw" | "rice"
     arrays: dict[str, np.ndarray]           # bool, 1-D
     invert: bool = False
-    k: int = 0                              # ef: low bits per position
-    m: int = 0                              # ef: number of positions
-    view: tuple[int, int] | None = None     # ef + rows/cols: the (rows, columns) view
+    k: int = 0                              # rice: low bits per gap
+    m: int = 0                              # rice: number of positions
+    view: tuple[int, int] | None = None     # rice + rows/cols: the (rows, columns) view
 
     @property
     def size(self) -> int:
         """Bytes of the arrays plus the estimated bytes of the decoding nodes."""
-        nodes = _RAW_NODES if self.kind == "raw" else _EF_NODES + (_RC_NODES if "rows" in self.arrays else 0)
+        nodes = _RAW_NODES if self.kind == "raw" else _RICE_NODES + (_RC_NODES if "rows" in self.arrays else 0)
         return sum(a.size for a in self.arrays.values()) // 8 + nodes
 
 
-def _ef(pos: np.ndarray, n: int, k: int) -> dict[str, np.ndarray]:
-    """Elias-Fano arrays of sorted positions in [0, n) with k low bits."""
-    m = pos.size
-    if m == 0:  # nothing to store: the decoder emits a constant
+def _gaps(pos: np.ndarray) -> np.ndarray:
+    return np.diff(pos, prepend=-1) - 1
+
+
+def _rice(pos: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Golomb-Rice arrays of the gaps of sorted positions, k low bits."""
+    if pos.size == 0:  # nothing to store: the decoder emits a constant
         return {}
-    h = np.zeros(m + ((max(n, 1) - 1) >> k) + 1, bool)
-    h[(pos >> k) + np.arange(m)] = True
-    out = {"hi": h}
-    if k and m:
-        out["lo"] = ((pos[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(bool).reshape(-1)
+    g = _gaps(pos)
+    q = g >> k
+    u = np.zeros(int(q.sum()) + pos.size, bool)
+    u[np.cumsum(q + 1) - 1] = True
+    out = {"hi": u}
+    if k:
+        out["lo"] = ((g[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(bool).reshape(-1)
     return out
 
 
-def _best_k(m: int, n: int) -> int:
-    """k minimising m (k + 1) + ((n - 1) >> k) + 1."""
-    return min(range(21), key=lambda k: m * (k + 1) + ((max(n, 1) - 1) >> k))
+def _best_k(pos: np.ndarray) -> int:
+    """k >= 1 minimising m (k + 1) + sum(g >> k) (k = 0 pays only where raw bits are smaller anyway)."""
+    g = _gaps(pos)
+    return min(range(1, 21), key=lambda k: pos.size * (k + 1) + int((g >> k).sum()))
 
 
 def encode(bits: np.ndarray, view: tuple[int, int] | None = None) -> Code:
@@ -76,8 +85,8 @@ def encode(bits: np.ndarray, view: tuple[int, int] | None = None) -> Code:
     for invert in (False, True):
         target = ~flat if invert else flat
         pos = np.flatnonzero(target)
-        k = _best_k(pos.size, n)
-        cand = Code(n, "ef", _ef(pos, n, k), invert, k, pos.size)
+        k = _best_k(pos)
+        cand = Code(n, "rice", _rice(pos, k), invert, k, pos.size)
         if cand.size < best.size:
             best = cand
         if view is None or view[0] * view[1] != n or min(view) < 2:
@@ -88,8 +97,8 @@ def encode(bits: np.ndarray, view: tuple[int, int] | None = None) -> Code:
             continue
         sub = mat[rows][:, cols]
         spos = np.flatnonzero(sub)
-        k = _best_k(spos.size, sub.size)
-        cand = Code(n, "ef", {**_ef(spos, sub.size, k), "rows": rows, "cols": cols}, invert, k, spos.size, view)
+        k = _best_k(spos)
+        cand = Code(n, "rice", {**_rice(spos, k), "rows": rows, "cols": cols}, invert, k, spos.size, view)
         if cand.size < best.size:
             best = cand
     return best
@@ -102,9 +111,9 @@ def decode_python(code: Code) -> np.ndarray:
         return a["bits"].copy()
     if code.m == 0:
         return np.full(code.n, code.invert)
-    hi = np.flatnonzero(a["hi"]) - np.arange(code.m)
+    i = np.arange(code.m)
     lows = a["lo"].reshape(code.m, code.k).astype(np.int64) if "lo" in a else np.zeros((code.m, 0), np.int64)
-    pos = hi * (1 << code.k) + lows @ (1 << np.arange(code.k - 1, -1, -1))
+    pos = (np.flatnonzero(a["hi"]) - i) * (1 << code.k) + np.cumsum(lows @ (1 << np.arange(code.k - 1, -1, -1))) + i
     if "rows" in a:
         rows, cols = np.flatnonzero(a["rows"]), np.flatnonzero(a["cols"])
         pos = rows[pos // cols.size] * code.view[1] + cols[pos % cols.size]
@@ -154,13 +163,7 @@ class Decoder:
             return b.op("Cast", a["bits"], to=TensorProto.BOOL)
         if code.m == 0:
             return b.op("Expand", b.const(code.invert), b.const([code.n], i64))
-        pos = b.op("Sub", self._ones(a["hi"], code.arrays["hi"].size, code.m),
-                   b.op("Range", b.const(0, i64), b.const(code.m, i64), b.const(1, i64)))
-        if "lo" in a:
-            fields = b.op("Reshape", b.op("Cast", a["lo"], to=TensorProto.INT64), b.const([-1, code.k], i64))
-            lows = b.op("ReduceSum", b.op("Mul", fields, b.const(1 << np.arange(code.k - 1, -1, -1, dtype=i64))),
-                        b.const([1], i64), keepdims=0)
-            pos = b.op("Add", b.op("Mul", pos, b.const(1 << code.k, i64)), lows)
+        pos = b.call(_rice_function(b), a["hi"], a["lo"], b.const(1 << np.arange(code.k - 1, -1, -1, dtype=i64)))
         if "rows" in a:
             rows, cols = code.arrays["rows"], code.arrays["cols"]
             r = b.op("Div", pos, b.const(int(cols.sum()), i64))
@@ -174,6 +177,40 @@ class Decoder:
         out = b.op("ScatterElements", b.op("Expand", b.const(not fill), b.const([code.n], i64)), pos,
                    b.op("Expand", b.const(fill), b.const([code.m], i64)))
         return out
+
+
+def _rice_function(b: Builder) -> str:
+    """rice(U, L, W) -> int64 [m] positions; U, L: uint8 0/1, W = [2**(k-1) .. 1]; m = ones of U, from the data."""
+    def n(op, ins, outs, **kw):
+        return helper.make_node(op, ins, outs, **kw)
+
+    body = [
+        fn_const("z", 0, np.int64), fn_const("o", 1, np.int64), fn_const("a1", [1], np.int64),
+        fn_const("sh", [-1], np.int64),
+        n("Cast", ["U"], ["u"], to=TensorProto.INT64),
+        n("ReduceSum", ["u"], ["M"], keepdims=1),                       # [m]
+        n("Size", ["U"], ["c"]),
+        n("Range", ["z", "c", "o"], ["j"]),
+        n("Sub", ["u2", "j"], ["s"]),
+        n("Mul", ["u", "c"], ["u2"]),
+        n("TopK", ["s", "M"], ["tv", "t"]),                             # positions of U's ones, increasing
+        n("Squeeze", ["M"], ["ms"]),
+        n("Range", ["z", "ms", "o"], ["i"]),
+        n("Concat", ["M", "sh"], ["fs"], axis=0),
+        n("Cast", ["L"], ["l"], to=TensorProto.INT64),
+        n("Reshape", ["l", "fs"], ["f"]),
+        n("Mul", ["f", "W"], ["fw"]),
+        n("ReduceSum", ["fw", "a1"], ["r"], keepdims=0),                 # the k-bit fields
+        n("ReduceSum", ["W"], ["w1"], keepdims=0),
+        n("Add", ["w1", "o"], ["p"]),                                   # 2**k
+        n("Sub", ["t", "i"], ["q"]),
+        n("Mul", ["q", "p"], ["qp"]),
+        n("CumSum", ["r", "z"], ["rs"]),
+        n("Add", ["qp", "rs"], ["x"]),
+        n("Add", ["x", "i"], ["P"]),
+    ]
+    body[8], body[9] = body[9], body[8]  # u2 before s
+    return b.function("rice", ["U", "L", "W"], ["P"], body)
 
 
 def view_of(shape: tuple[int, ...]) -> tuple[int, int] | None:

@@ -62,8 +62,10 @@ class Builder:
     def function(self, name: str, inputs: list[str], outputs: list[str], nodes: list) -> str:
         """Register a local function (domain ``connpack``) once; returns its name."""
         if name not in self.functions:
-            self.functions[name] = helper.make_function(DOMAIN, name, inputs, outputs, nodes,
-                                                        [helper.make_opsetid("", 18)])
+            opsets = [helper.make_opsetid("", 18)]
+            if any(node.domain == DOMAIN for node in nodes):
+                opsets.append(helper.make_opsetid(DOMAIN, 1))
+            self.functions[name] = helper.make_function(DOMAIN, name, inputs, outputs, nodes, opsets)
         return name
 
     def call(self, name: str, *inputs: str, outputs: int = 1):

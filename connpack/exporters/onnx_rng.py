@@ -6,7 +6,8 @@
 * Philox. All tensors share one batch of blocks: block j of tensor i has counter (j, 0, index_i, 0) and key
   (seed mod 2**32, seed >> 32). The state words are uint64 tensors holding 32-bit values, so the 32x32 -> 64
   products are plain uint64 ``Mul``; hi/lo are ``BitShift`` by 32 and ``BitwiseAnd``. One round is a local
-  function (``philox``, state uint64 [4, N], key [2]) called ten times; it also bumps the key.
+  function (``philox``, state uint64 [4, N], key [2]; it also bumps the key), called five times by ``philox5``,
+  called twice.
 * signed_constant: (w >> 8) < ceil(p * 2**24) picks float32(+M) or float32(-M) (as rng.generate does).
 * kaiming_uniform: u = float64(w >> 8) * 2**-24, ((u*2) - 1) * B, one Cast to float32.
 * kaiming_normal / xavier_normal: Box-Muller in float64 with rng's ln/sin/cos programs. frexp has no ONNX
@@ -21,12 +22,13 @@ The nodes read only constants, so onnxruntime folds them when the session is cre
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from connpack import rng
-from connpack.exporters.onnx_builder import Builder, fn_const
+from connpack.exporters.onnx_builder import DOMAIN, Builder, fn_const
 
 FAMILY = {"signed_constant": "words", "kaiming_uniform": "uniform", "kaiming_normal": "normal",
           "xavier_normal": "normal", "zeros": "const", "ones": "const"}
@@ -79,8 +81,13 @@ def philox_words(b: Builder, seed: int, blocks: list[tuple[int, int]]) -> str:
     zero = b.op("Expand", b.const(0, np.uint64), row)
     state = b.op("Concat", c0, zero, b.op("Expand", c2, row), zero, axis=0)
     key = b.const([seed & 0xFFFFFFFF, seed >> 32], np.uint64)
-    for _ in range(10):
-        state, key = b.call(rnd, state, key, outputs=2)
+    body, s, k = [], "s", "k"
+    for r in range(5):  # five rounds in a function called twice: fewer call nodes in the file
+        body.append(helper.make_node(rnd, [s, k], [f"s{r}", f"k{r}"], domain=DOMAIN))
+        s, k = f"s{r}", f"k{r}"
+    five = b.function("philox5", ["s", "k"], [s, k], body)
+    for _ in range(2):
+        state, key = b.call(five, state, key, outputs=2)
     return b.op("Reshape", b.op("Transpose", state, perm=[1, 0]), b.const([-1], i64))
 
 
@@ -152,9 +159,22 @@ def _slice(b: Builder, x: str, start: int, stop: int) -> str:
     return b.op("Slice", x, b.const([start], np.int64), b.const([stop], np.int64))
 
 
-def generate(b: Builder, seed: int, items: list[tuple[str, object, int, tuple[int, ...]]]) -> dict[str, str]:
-    """Nodes regenerating each (name, InitSpec, tensor index, shape); returns name -> float32 [n] (C order)."""
-    out: dict[str, str] = {}
+@dataclass(frozen=True)
+class Signs:
+    """A signed-constant tensor before its Where: positive (bool [n]), and the +M / -M constants."""
+
+    positive: str
+    plus: str
+    minus: str
+
+    def value(self, b: Builder) -> str:
+        return b.op("Where", self.positive, self.plus, self.minus)
+
+
+def generate(b: Builder, seed: int, items: list[tuple[str, object, int, tuple[int, ...]]]) -> dict[str, str | Signs]:
+    """Nodes regenerating each (name, InitSpec, tensor index, shape); returns name -> float32 [n] (C order), or
+    Signs for signed-constant tensors (a flip then costs one Xor)."""
+    out: dict[str, str | Signs] = {}
     todo = []
     for name, init, index, shape in items:
         n = math.prod(shape)
@@ -186,17 +206,31 @@ def generate(b: Builder, seed: int, items: list[tuple[str, object, int, tuple[in
             values[fam] = b.op("Sub", b.op("Mul", u, b.const(2.0)), b.const(1.0))
         else:
             values[fam] = _normals(b, w)
-    pos = {fam: 0 for fam in fam_start}
-    for (fam, index, name, init, shape, n), (_, nb) in zip(todo, blocks):
-        v = _slice(b, values[fam], pos[fam], pos[fam] + n)
-        pos[fam] += 4 * nb
+    pieces: dict[int, list[str]] = {}
+    for fam in fam_start:  # each family's values cut into its tensors (and the words past their ends)
+        sizes = []
+        for (f, *_, n), (_, nb) in zip(todo, blocks):
+            if f == fam:
+                sizes += [n, 4 * nb - n] if 4 * nb > n else [n]
+        if len(sizes) == 1:
+            pieces[fam] = [values[fam]]
+            continue
+        parts = iter(b.op("Split", values[fam], b.const(sizes, np.int64), outputs=len(sizes)))
+        pieces[fam] = []
+        for (f, *_, n), (_, nb) in zip(todo, blocks):
+            if f == fam:
+                pieces[fam].append(next(parts))
+                if 4 * nb > n:
+                    next(parts)
+    for fam, index, name, init, shape, n in todo:
+        v = pieces[fam].pop(0)
         fan_in, fan_out = rng.fans(shape)
         scale, gain = float(init.scale), float(init.gain)
         if init.dist == "signed_constant":
             mag = (scale * gain) / math.sqrt(fan_in)
             thr = math.ceil(float(init.p_positive) * 2**24)
-            out[name] = b.op("Where", b.op("Less", v, b.const(thr, np.uint64)), b.const(np.float32(mag)),
-                        b.const(np.float32(-mag)))
+            out[name] = Signs(b.op("Less", v, b.const(thr, np.uint64)), b.const(np.float32(mag)),
+                              b.const(np.float32(-mag)))
         else:
             if init.dist == "kaiming_uniform":
                 factor = (scale * gain) * math.sqrt(3.0 / fan_in)

@@ -66,10 +66,13 @@ class _Weights:
         b, name = self.b, f"{op.name}.weight"
         code = self.desc.tensors[name]
         bits = self.decode(self.codes[name])
-        if code.kind == "mask":
-            flat = b.op("Where", bits, self.generated[name], b.const(np.float32(0)))
+        g = self.generated.get(name)
+        if isinstance(g, onnx_rng.Signs) and code.kind == "flip":  # the flip bit toggles the generated sign
+            flat = b.op("Where", b.op("Xor", g.positive, bits), g.plus, g.minus)
+        elif code.kind == "mask":
+            g = g.value(b) if isinstance(g, onnx_rng.Signs) else g
+            flat = b.op("Where", bits, g, b.const(np.float32(0)))
         elif code.kind == "flip":
-            g = self.generated[name]
             flat = b.op("Where", bits, b.op("Neg", g), g)
         else:  # ternary: the sign of a kept weight is at its rank among the kept weights
             kept = int(code.bits.sum())
