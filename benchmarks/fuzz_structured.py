@@ -220,8 +220,14 @@ def mutate_payload(rng, table, payloads) -> None:
     payloads[i] = bytes(buf)
 
 
+_PARSED: dict[int, tuple] = {}
+
+
 def case(rng, pool) -> bytes:
-    meta, table, payloads = copy.deepcopy(parse(_pick(rng, pool)))
+    i = int(rng.integers(0, len(pool)))
+    if i not in _PARSED:
+        _PARSED[i] = parse(pool[i])
+    meta, table, payloads = copy.deepcopy(_PARSED[i])
     for _ in range(int(rng.integers(1, 4))):
         r = rng.random()
         try:
@@ -300,6 +306,8 @@ def main(argv=None) -> int:
                 outcomes[k] = outcomes.get(k, 0) + v
             slowest = max(slowest, sl)
             base, peak = max(base, b), max(peak, pk)
+            print(f"... {total} cases, {outcomes.get('CRASH', 0)} crashes, slowest {slowest[0] * 1000:.0f} ms, "
+                  f"peak RSS {peak:.0f} MiB, {time.perf_counter() - t0:.0f} s", flush=True)
     dt = time.perf_counter() - t0
     n_crash = outcomes.get("CRASH", 0)
     print(f"cases: {total} in {dt:.0f} s ({total / dt:.0f}/s, {a.workers} worker(s), max_weights {a.max_weights})")

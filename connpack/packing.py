@@ -18,6 +18,7 @@ Normative text: formats/cpk.md section 7.
 from __future__ import annotations
 
 import hashlib
+import functools
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -536,17 +537,24 @@ def from_container(c: formats.Container) -> Description:
 def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """(connectivity weight names in tensor-index order, {state_dict key: shape}) of ``spec``'s architecture.
 
-    Built on PyTorch's meta device: no memory, no weights, a few milliseconds for small networks.
+    Built on PyTorch's meta device: no memory, no weights, a few milliseconds for small networks; the
+    architecture depends only on ``spec.model``, so the last few are remembered.
     """
+    names, shapes = _model_shapes(spec.model)
+    return list(names), dict(shapes)
+
+
+@functools.lru_cache(maxsize=32)
+def _model_shapes(model_spec: ModelSpec) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[int, ...]], ...]]:
     import torch
 
     from connpack import models
     from connpack.layers import conn_layers
 
     with torch.device("meta"):
-        model = models.get(spec.model.arch)(spec.model)
-    names = [f"{n}.weight" for n, _ in conn_layers(model)]
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        model = models.get(model_spec.arch)(model_spec)
+    names = tuple(f"{n}.weight" for n, _ in conn_layers(model))
+    shapes = tuple((k, tuple(v.shape)) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked"))
     return names, shapes
 
 
