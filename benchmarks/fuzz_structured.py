@@ -37,7 +37,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "formats" / "vectors"
 
 # values an attacker tries in any JSON slot: wrong types, boundaries, huge numbers
 ANY = [None, True, False, -1, 0, 1, 2, 3, 0.5, -0.0, 1e-300, 1.5e308, 2**31, 2**32, 2**40, 2**63, 2**64, 2**70,
-       10**30, "", "x", "0.5", "lenet300", "mask", "g", [], [1], [1, 2, 3], {}, {"k": 1}]
+       10**30, 10**400, -10**400, "", "x", "0.5", "lenet300", "mask", "g", [], [1], [1, 2, 3], {}, {"k": 1}]
 FIELD_VALUES = {
     "arch": ["lenet300", "lenet5", "conv2", "conv4", "conv6", "vgg11", "resnet18", "connpack:conv2", "nope",
              "torchvision:nope"],

@@ -227,7 +227,13 @@ def _is_int(x) -> bool:
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A JSON number that binary64 can hold (an integer literal like 10**400 is not one)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    return isinstance(x, float) or abs(x) <= _MAX_FLOAT_INT
+
+
+_MAX_FLOAT_INT = int(np.finfo(np.float64).max)
 
 
 def _is_float32(x) -> bool:
@@ -336,7 +342,7 @@ def _spec_of(meta) -> NetworkSpec:
     """The NetworkSpec in ``meta`` after the checks of 7.3.1-2; its value errors are format errors."""
     try:
         return NetworkSpec.from_dict(meta["spec"])
-    except ConnpackError as e:
+    except (ConnpackError, OverflowError, ValueError, TypeError) as e:
         raise FormatError(f"invalid network description: {e}") from None
 
 
@@ -353,8 +359,9 @@ def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], di
     sees them (an input, a class count or a squared width larger than the budget)."""
     m = spec.model  # every architecture has at least width**2 weights (two hidden layers scaled by it)
     if math.prod(m.in_shape) > max_weights or m.num_classes > max_weights or m.width > math.sqrt(max_weights):
-        raise SizeOverflowError(f"model {m.arch!r} (in_shape {list(m.in_shape)}, num_classes {m.num_classes}, "
-                                f"width {m.width:g}) exceeds the budget of {max_weights} weights (--max-weights)")
+        raise SizeOverflowError(f"model {m.arch!r} (in_shape {list(m.in_shape)!s:.60}, num_classes "
+                                f"{m.num_classes!s:.30}, width {m.width:.6g}) exceeds the budget of {max_weights} "
+                                "weights (--max-weights)")
     try:
         names, shapes = architecture_shapes(spec)
     except FormatError:

@@ -74,6 +74,10 @@ HUGE = {
     "width 1e6": {"model": {"width": 1e6}},
     "seed 2**64": {"rng": {"seed": 2**64}},
     "p_positive 2**70": {"init": {"p_positive": 2**70}},
+    "width 10**400": {"model": {"width": 10**400}},  # an integer literal binary64 cannot hold
+    "scale 10**400": {"init": {"scale": 10**400}},
+    "p_positive -10**400": {"init": {"p_positive": -10**400}},
+    "num_classes 10**400": {"model": {"num_classes": 10**400}},
 }
 
 
