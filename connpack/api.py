@@ -12,6 +12,8 @@ from connpack.errors import InputFileError, SpecError
 from connpack.specs import ModelSpec
 
 PathLike = str | Path
+MAX_IN_DIM = 1 << 16
+MAX_IN_ELEMENTS = 1 << 26  # 64M values per input image (ImageNet: 150,528)
 
 
 def _shape(in_shape) -> tuple | None:
@@ -20,6 +22,9 @@ def _shape(in_shape) -> tuple | None:
     shape = tuple(int(x) for x in in_shape)
     if len(shape) != 3 or min(shape) <= 0:
         raise SpecError(f"in_shape must be (channels, height, width), got {shape}")
+    if max(shape) > MAX_IN_DIM or shape[0] * shape[1] * shape[2] > MAX_IN_ELEMENTS:
+        raise SpecError(f"in_shape {shape} is too large (each dimension at most {MAX_IN_DIM:,}, "
+                        f"C*H*W at most {MAX_IN_ELEMENTS:,})")
     return shape
 
 

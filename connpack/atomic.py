@@ -1,6 +1,11 @@
 """Atomic file writes: a hidden temp file ``.<name>.<random>.tmp`` in the target's directory, fsync, rename
 (os.replace), fsync of the directory. The target is either absent, its old content, or the complete new file;
-on an error the temp file is removed (only a killed process can leave one behind)."""
+on an error the temp file is removed (only a killed process can leave one behind).
+
+``atomic_paths`` does the same for the several outputs of one command, all or none: every temp file is made
+first (an unwritable target fails before any work), the block writes them, and only when it succeeds are they
+renamed over their targets; on any failure every temp file is removed and no target is touched.
+"""
 from __future__ import annotations
 
 import os
@@ -25,29 +30,55 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dfd)
 
 
+def _reserve(target: Path) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; the target gets the usual permissions
+    finally:
+        os.close(fd)
+    return tmp
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+    """Yield one temporary path per target (all created up front, beside their targets); when the block
+    succeeds, fsync them all, then rename each over its target. Any failure removes every temp file."""
+    targets = [Path(p) for p in paths]
+    tmps: list[str] = []
+    where = targets[0] if targets else Path(".")
+    try:
+        for target in targets:
+            where = target
+            tmps.append(_reserve(target))
+        yield tuple(Path(t) for t in tmps)
+        for tmp, target in zip(tmps, targets):
+            where = target
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        for i, (tmp, target) in enumerate(zip(tmps, targets)):
+            where = target
+            os.replace(tmp, target)
+            tmps[i] = ""
+        for folder in dict.fromkeys(t.parent for t in targets):
+            _fsync_dir(folder)
+    except OSError as e:
+        if e.filename is not None and os.fspath(e.filename) in tmps:
+            where = targets[tmps.index(os.fspath(e.filename))]
+        raise InputFileError(f"cannot write {where}: {e.strerror or e}") from None
+    finally:
+        for tmp in tmps:
+            if tmp and os.path.lexists(tmp):
+                os.unlink(tmp)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; when the block succeeds, fsync it and rename it over ``path``."""
-    target = Path(path)
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; the target gets the usual permissions
-        os.close(fd)
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        tmp = None
-        _fsync_dir(target.parent)
-    except OSError as e:
-        raise InputFileError(f"cannot write {target}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_paths(path) as (tmp,):
+        yield tmp
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> int:

@@ -58,16 +58,9 @@ def extract_state_dict(obj, source: str = "input") -> dict[str, torch.Tensor]:
 
 def load_pt(path: str | Path):
     """torch.load(weights_only=True) with one-line errors (nothing in the file is executed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            msg = "it needs code execution to load (refused: only weights_only files are opened)"
-        raise InputFileError(f"{path}: not a readable model file: {msg}") from None
+    from connpack import ptfile
+
+    return ptfile.load(path)
 
 
 def is_torch_pruned(sd: Mapping[str, torch.Tensor]) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from connpack import atomic, contract, data
+from connpack import atomic, contract, data, ptfile
 from connpack.contract import DataContract
 from connpack.description import Description, TensorCode
 from connpack.errors import ConnpackError, InputFileError
@@ -40,6 +40,13 @@ def _contract(desc: Description) -> DataContract | None:
 
 
 def save(path: str | Path, desc: Description, metrics: list[dict] | None = None) -> None:
+    """Write the run file atomically (see connpack.atomic)."""
+    with atomic.atomic_path(path) as tmp:
+        dump(tmp, desc, metrics)
+
+
+def dump(path: str | Path, desc: Description, metrics: list[dict] | None = None) -> None:
+    """Write the run file to ``path`` as it is (a temp file of connpack.atomic; ``save`` is the atomic one)."""
     tensors: dict[str, torch.Tensor] = {}
     kinds = {}
     for name, code in desc.tensors.items():
@@ -65,21 +72,12 @@ def save(path: str | Path, desc: Description, metrics: list[dict] | None = None)
     if record is not None:
         record.fits(desc.spec.model.in_shape, desc.spec.model.num_classes)
         obj["data"] = json.dumps(record.to_meta())
-    with atomic.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    ptfile.save(obj, path)
 
 
 def load(path: str | Path) -> tuple[Description, list[dict]]:
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            msg = "it needs code execution to load (refused: only weights_only files are opened)"
-        raise InputFileError(f"{path}: not a readable connpack model file: {msg}") from None
+    obj = ptfile.load(path, what="connpack model file")
     if not isinstance(obj, dict) or obj.get("connpack") != "run":
         raise InputFileError(f"{path}: not a connpack model file (train one with `connpack train`)")
     if obj.get("version") != RUN_VERSION:

@@ -7,9 +7,10 @@ import sys
 import typer
 
 from connpack.cli import bench, compare, data, demo, evaluate, pack, report, train, unpack
+from connpack.cli.common import ConnpackGroup, handle_signals
 
 app = typer.Typer(help="Train, pack and export networks with fixed random weights and learned connectivity.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=ConnpackGroup)
 app.command("train")(train.command)
 app.command("pack")(pack.command)
 app.command("unpack")(unpack.command)
@@ -25,4 +26,5 @@ def main() -> None:
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
         os.environ["CONNPACK_DEBUG"] = "1"
+    handle_signals()
     app(prog_name="connpack")

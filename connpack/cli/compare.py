@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from connpack import compare as cmp
-from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors, safe
+from connpack.files import check_outputs, regular_file, shown
 from connpack.errors import SpecError
 
 
@@ -49,6 +50,9 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Compare the masks (Jaccard, Hamming per layer) and the predictions of sparse networks."""
+    for m in models:
+        regular_file(m)
+    check_outputs(models, [plot_path])
     names = [str(m) for m in models]
     res = cmp.compare([cmp.load(m, max_weights=max_weights) for m in models], names, predict=predict, dataset=dataset, data_dir=data_dir,
                       limit=limit)
@@ -60,15 +64,15 @@ def command(
     for i, name in enumerate(names):
         eff = "n/a" if res.effective[i] is None else f"{res.effective[i]:.2%}"
         acc = f"  accuracy {res.accuracy[i]:.2%}" if res.accuracy else ""
-        console.print(f"[{i}] {name}: sparsity {res.sparsity[i]:.2%}, effective {eff}{acc}")
-    width = max(len(layer) for layer in res.layers)
+        console.print(f"[{i}] {safe(name)}: sparsity {res.sparsity[i]:.2%}, effective {eff}{acc}")
+    width = max(len(shown(layer)) for layer in res.layers)
     for (i, j), jac in res.jaccard.items():
         agree = f"  (predictions agree on {res.agreement[(i, j)]:.2%})" if res.agreement else ""
         console.print(f"\n[{i}] vs [{j}]{agree}")
         console.print(f"  {'layer':<{width}}  jaccard  hamming")
         for layer, a, b in zip(res.layers, jac, res.hamming[(i, j)]):
-            console.print(f"  {layer:<{width}}  {a:7.4f}  {b:7.4f}")
+            console.print(f"  {shown(layer):<{width}}  {a:7.4f}  {b:7.4f}", markup=False)
     if res.ensemble_accuracy is not None:
         console.print(f"\naveraged-prediction ensemble of {len(names)}: accuracy {res.ensemble_accuracy:.2%}")
     if plot_path is not None:
-        console.print(f"wrote {plot_path}")
+        console.print(f"wrote {safe(plot_path)}")

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from connpack import data
-from connpack.cli.common import DataDir, console, errors, fail
+from connpack.cli.common import DataDir, console, errors, fail, safe
 
 app = typer.Typer(help="Datasets: obtain them offline, once.", no_args_is_help=True)
 
@@ -24,4 +24,4 @@ def fetch(
         fail(f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under "
              f"--data-dir", 5)
     folder = fetchers[name](data_dir)
-    console.print(f"{name} ready in {folder}")
+    console.print(f"{name} ready in {safe(folder)}")

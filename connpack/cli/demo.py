@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from connpack import atomic
-from connpack.cli.common import DataDir, console, errors
+from connpack.cli.common import DataDir, console, errors, safe
 from connpack.cli.progress import training_progress
 from connpack.cli.report import render
 from connpack.packing import pack, unpack
@@ -40,17 +40,17 @@ def command(
         desc, metrics = train(cfg, data_dir=data_dir, progress=progress)
     runfile.save(model_pt, desc, metrics)
     atomic.write_bytes(out_dir / "model.metrics.json", json.dumps(metrics, indent=1).encode())
-    console.print(f"wrote {model_pt}")
+    console.print(f"wrote {safe(model_pt)}")
     console.rule("2/5 pack")
     size = pack(desc, model_cpk)
-    console.print(f"wrote {model_cpk}  ({size:,} bytes)")
+    console.print(f"wrote {safe(model_cpk)}  ({size:,} bytes)")
     console.rule("3/5 unpack --onnx")
     onnx_size = onnx_dense.export(unpack(model_cpk), model_onnx)
-    console.print(f"wrote {model_onnx}  ({onnx_size:,} bytes, dense ONNX, weights regenerated and hash-checked)")
+    console.print(f"wrote {safe(model_onnx)}  ({onnx_size:,} bytes, dense ONNX, weights regenerated and hash-checked)")
     console.rule("4/5 eval (onnxruntime)")
     res = evaluate(load_onnx(model_onnx), dataset, data_dir)
     console.print(f"accuracy {res.accuracy:.2%} on {res.examples:,} test images "
                   f"(PyTorch during training: {metrics[-1]['test_acc']:.2%})")
     console.rule("5/5 report")
     render(report(model_cpk))
-    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; artifacts in {out_dir}/")
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; artifacts in {safe(out_dir)}/")

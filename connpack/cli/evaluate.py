@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors, safe
+from connpack.files import regular_file
 
 
 @errors
@@ -19,6 +20,7 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Run the network in onnxruntime on the test split and print its accuracy."""
+    regular_file(model)
     from connpack.evaluate import evaluate, load_onnx  # onnxruntime, torch: imported when the command runs
 
     res = evaluate(load_onnx(model, max_weights=max_weights), dataset, data_dir, limit)
@@ -28,4 +30,4 @@ def command(
         console.print_json(json.dumps({"dataset": res.dataset, "examples": res.examples, "correct": res.correct,
                                        "accuracy": res.accuracy}))
     else:
-        console.print(f"{model}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {res.dataset} test, onnxruntime")
+        console.print(f"{safe(model)}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {res.dataset} test, onnxruntime")

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from connpack.cli.common import console, errors, out_path
 from connpack.errors import SpecError
+from connpack.files import check_outputs, regular_file, shown
 
 
 @errors
@@ -40,6 +41,9 @@ def command(
     std: Annotated[Optional[str], typer.Option(help="per-channel input std, e.g. 0.229,0.224,0.225")] = None,
 ):
     """Pack a trained network into a small, safe .cpk file."""
+    regular_file(model)
+    target = out_path(out, model, ".cpk")
+    check_outputs([model], [target])
     shape = None
     if in_shape is not None:
         try:
@@ -50,8 +54,6 @@ def command(
     from connpack import values as vq
 
     vq.check_options(values, max_error, error_on, max_accuracy_drop)  # refuse bad settings before any work
-
-    target = out_path(out, model, ".cpk")
     desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
                          _numbers(std, "--std"))
     size, choice = api.pack_values(desc, target, values=values, codec=codec, max_error=max_error,
@@ -65,7 +67,7 @@ def command(
         console.print(f"target {choice.target}: reached {reached}")
     record = desc.data
     what = f"data: {record.describe()}" if record else "no data record: eval will need --dataset (pack --dataset NAME)"
-    console.print(f"wrote {target}  ({size:,} bytes; {what})", markup=False, soft_wrap=True)
+    console.print(shown(f"wrote {target}  ({size:,} bytes; {what})"), markup=False, soft_wrap=True)
 
 
 def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors, safe
+from connpack.files import check_outputs, regular_file
 
 if TYPE_CHECKING:
     from connpack.reporting import Report
@@ -29,13 +30,14 @@ def data_line(rep: Report) -> str:
 
 
 def render(rep: Report) -> None:
-    method = rep.method if rep.k is None else f"{rep.method}, k = {rep.k:g} kept"
-    t = Table(title=f"{rep.path} — {rep.arch}, {method}", title_justify="left")
+    method = safe(rep.method) if rep.k is None else f"{safe(rep.method)}, k = {rep.k:g} kept"
+    t = Table(title=f"{safe(rep.path)} — {safe(rep.arch)}, {method}", title_justify="left")
     for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound"):
         t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
                      no_wrap=True, overflow="fold" if col == "tensor" else "ellipsis")
     for r in rep.rows:
-        t.add_row(r.name, r.kind, f"{r.elements:,}", "" if r.fraction is None else f"{r.fraction:.2%}", r.codec,
+        t.add_row(safe(r.name), safe(r.kind), f"{r.elements:,}", "" if r.fraction is None else f"{r.fraction:.2%}",
+                  safe(r.codec),
                   f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
                   "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}")
     console.print(t)
@@ -69,6 +71,8 @@ def command(
     """Bits per tensor against the order-0 bound n·H(p); totals against float32, zstd-19 and torch.save."""
     from connpack.reporting import plot, report
 
+    regular_file(model)
+    check_outputs([model], [plot_png])
     rep = report(model, max_weights=max_weights)
     if plot_png is not None:
         plot(rep, plot_png)
@@ -77,4 +81,4 @@ def command(
     else:
         render(rep)
         if plot_png is not None:
-            console.print(f"wrote {plot_png}")
+            console.print(f"wrote {safe(plot_png)}")

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from connpack import atomic
-from connpack.cli.common import DataDir, console, errors
+from connpack.cli.common import DataDir, console, errors, safe
 from connpack.cli.progress import training_progress
+from connpack.files import check_outputs, regular_file
 from connpack.trainers.config import TrainConfig
 
 H = TrainConfig.help()
@@ -59,6 +61,12 @@ def command(
                       gamma=gamma, delta=delta, technique=technique, fraction=fraction, iterations=iterations,
                       scope=scope, reinit=reinit)
     checkpoint = out.with_suffix(out.suffix + ".ckpt")
+    metrics_json = out.with_suffix(".metrics.json")
+    extras = {"asni": ("init", "C"), "imp": ("ticket",)}.get(cfg.method, ())
+    extra_paths = [out.with_name(f"{out.stem}.{tag}{out.suffix}") for tag in extras]
+    check_outputs([checkpoint], [out, metrics_json, *extra_paths])
+    if resume and os.path.lexists(checkpoint):
+        regular_file(checkpoint)
     main_rank = Context.from_env().is_main  # under torchrun only rank 0 prints and writes
     if cfg.method in ("asni", "imp"):
         with training_progress(quiet) as progress:
@@ -67,11 +75,12 @@ def command(
         desc, metrics = train(cfg, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
     if not main_rank:
         return
-    runfile.save(out, desc, metrics)
-    atomic.write_bytes(out.with_suffix(".metrics.json"), json.dumps(metrics, indent=1).encode())
-    checkpoint.unlink(missing_ok=True)
-    last = metrics[-1]
-    console.print(f"wrote {out}  (test accuracy {last['test_acc']:.2%}; metrics in {out.with_suffix('.metrics.json')})")
+    done = f"wrote {safe(out)}  (test accuracy {metrics[-1]['test_acc']:.2%}; metrics in {safe(metrics_json)})"
+    with atomic.atomic_paths(out, metrics_json) as (tmp_out, tmp_metrics):  # both or neither
+        runfile.dump(tmp_out, desc, metrics)
+        tmp_metrics.write_bytes(json.dumps(metrics, indent=1).encode())
+    checkpoint.unlink(missing_ok=True)  # only once the outputs exist
+    console.print(done)
 
 
 def _pruned(cfg: TrainConfig, out: Path, checkpoint: Path, resume: bool, progress, data_dir) -> None:
@@ -81,14 +90,19 @@ def _pruned(cfg: TrainConfig, out: Path, checkpoint: Path, resume: bool, progres
 
     driver = asni if cfg.method == "asni" else imp
     res = driver.train(cfg, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
-    runfile.save(out, res.trained, res.metrics)
-    atomic.write_bytes(out.with_suffix(".metrics.json"), json.dumps(res.metrics, indent=1).encode())
     extra = {"init": res.amenable, "C": res.retrained} if cfg.method == "asni" else {"ticket": res.ticket}
-    for tag, desc in extra.items():
-        if desc is not None:
-            runfile.save(out.with_name(f"{out.stem}.{tag}{out.suffix}"), desc)
-            console.print(f"wrote {out.with_name(f'{out.stem}.{tag}{out.suffix}')}")
-    console.print(f"wrote {out}")
+    extra = {out.with_name(f"{out.stem}.{tag}{out.suffix}"): desc for tag, desc in extra.items() if desc is not None}
+    metrics_json = out.with_suffix(".metrics.json")
+    with atomic.atomic_paths(out, metrics_json, *extra) as tmps:  # all or none
+        runfile.dump(tmps[0], res.trained, res.metrics)
+        tmps[1].write_bytes(json.dumps(res.metrics, indent=1).encode())
+        for tmp, desc in zip(tmps[2:], extra.values()):
+            runfile.dump(tmp, desc)
+    for ckpt in res.checkpoints:  # only once the outputs exist
+        ckpt.unlink(missing_ok=True)
+    for path in extra:
+        console.print(f"wrote {safe(path)}")
+    console.print(f"wrote {safe(out)}")
     if cfg.method == "asni":
         console.print(f"sparsity {res.sparsity:.2%} ({res.nonzeros:,} weights kept)   "
                       + "   ".join(f"{v} {a:.2%}" for v, a in res.accuracy.items()))

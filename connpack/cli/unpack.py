@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from connpack import atomic, exporters
-from connpack.cli.common import MAX_WEIGHTS_DEFAULT, MaxWeights, console, errors, fail
+from connpack.cli.common import MAX_WEIGHTS_DEFAULT, MaxWeights, console, errors, fail, safe
+from connpack.files import check_outputs, regular_file
 from connpack.packing import unpack
 
 
@@ -28,16 +29,21 @@ def command(
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
     if kind not in exporters.KINDS:
         fail(f"unknown --kind '{kind}' (choose from {', '.join(exporters.KINDS)})", 2)
-    desc = unpack(model, max_weights=max_weights)
-    if onnx is not None:
-        size = atomic.write_bytes(onnx, exporters.to_onnx(desc, kind).SerializeToString())
-        console.print(f"wrote {onnx}  ({size:,} bytes, {kind} ONNX)")
-    if pt is not None:
-        import torch
+    regular_file(model)
+    check_outputs([model], [onnx, pt])
+    outputs = [p for p in (onnx, pt) if p is not None]
+    with atomic.atomic_paths(*outputs) as tmps:  # both or neither
+        desc = unpack(model, max_weights=max_weights)
+        done = []
+        if onnx is not None:
+            size = tmps[0].write_bytes(exporters.to_onnx(desc, kind).SerializeToString())
+            done.append(f"wrote {safe(onnx)}  ({size:,} bytes, {kind} ONNX)")
+        if pt is not None:
+            from connpack import ptfile
+            from connpack.exporters.module import state_dict
 
-        from connpack.exporters.module import state_dict
-
-        sd = state_dict(desc)
-        with atomic.atomic_path(pt) as tmp:
-            torch.save(sd, tmp)
-        console.print(f"wrote {pt}  ({len(sd)} tensors)")
+            sd = state_dict(desc)
+            ptfile.save(sd, tmps[-1])
+            done.append(f"wrote {safe(pt)}  ({len(sd)} tensors)")
+    for line in done:
+        console.print(line)

@@ -186,10 +186,6 @@ class Run:
         model.cpu()
         return [{"phase": tag, **r} for r in rows]
 
-    def cleanup(self) -> None:
-        for p in self.checkpoints:
-            p.unlink(missing_ok=True)
-
 
 @dataclass
 class AsniResult:
@@ -200,6 +196,7 @@ class AsniResult:
     amenable: Description             # mask + signs + (c-, c+) per layer ("ternary")
     retrained: Description            # C: the amenable initialisation after retraining ("values")
     metrics: list[dict]
+    checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
 
 def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
@@ -238,9 +235,8 @@ def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, 
             rows = run.fit(model, tag, schedule_factor=factor)
             metrics += rows
             acc[tag] = rows[-1]["test_acc"]
-    run.cleanup()
     kept = sum(int(m.sum()) for m in m_a.values())
     total = sum(m.size for m in m_a.values())
     return AsniResult(accuracy={v: acc[v] for v in VARIANTS if v in acc}, sparsity=1.0 - kept / total,
                       nonzeros=kept, trained=masked.describe(model_a, spec), amenable=init,
-                      retrained=masked.describe(model_c, spec), metrics=metrics)
+                      retrained=masked.describe(model_c, spec), metrics=metrics, checkpoints=run.checkpoints)

@@ -1,9 +1,13 @@
 """Training hyper-parameters as one frozen dataclass, with the help text beside each field."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from connpack.errors import SpecError
+
+MAX_WIDTH = 64.0
+"""Largest width multiplier (conv8 at 64x already has ~10^10 weights)."""
 
 # Ivan & Florian, Table A.2 (Adam, batch 25). conv8 is not in the paper: it takes conv6's rates.
 PAPER_LR = {
@@ -80,6 +84,12 @@ class TrainConfig:
     reinit: str = field(default="rewind", metadata={"help": "imp: rewind | finetune | sigma-sign | sign | random (fresh draw, seed + 1)"})
 
     def __post_init__(self):
+        for f in fields(self):  # nan / inf reach no optimizer
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"{f.name.replace('_', '-')} must be a finite number, got {value}")
+        if not 0 < self.width <= MAX_WIDTH:
+            raise SpecError(f"width multiplier must be in (0, {MAX_WIDTH:g}], got {self.width:g}")
         if self.method in ("asni", "imp"):  # the pruning papers' defaults; they check their own fields
             from connpack.trainers import asni, imp
 

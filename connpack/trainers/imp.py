@@ -20,7 +20,7 @@ iterations from their checkpoints.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,7 @@ class ImpResult:
     masks: list[dict[str, np.ndarray]]  # keep-masks after each iteration (index 0: dense)
     accuracy: list[float]           # final test accuracy of each iteration
     metrics: list[dict]
+    checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
 
 def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
@@ -124,10 +125,9 @@ def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, 
         history.append(masked.masks(model))
         accuracy.append(rows[-1]["test_acc"])
         metrics += [{"iteration": it, **r} for r in rows]
-    run.cleanup()
     return ImpResult(trained=masked.describe(model, spec),
                      ticket=ticket(theta0, history[-1], spec, dense0, cfg.reinit),
-                     masks=history, accuracy=accuracy, metrics=metrics)
+                     masks=history, accuracy=accuracy, metrics=metrics, checkpoints=run.checkpoints)
 
 
 def _tensor(v: np.ndarray):

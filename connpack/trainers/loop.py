@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from connpack import atomic, data
+from connpack import atomic, data, ptfile
 from connpack.distributed import Context
 from connpack.errors import InputFileError, SpecError
 
@@ -77,6 +77,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.d
     return int(ctx.all_sum(correct)) / max(1, len(x))
 
 
+def _checkpoint_problem(state, epochs: int) -> str | None:
+    """Why a loaded checkpoint is not what ``save_checkpoint`` writes for a run of ``epochs`` (None: it is)."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a checkpoint"
+    missing = [k for k in ("epoch", "model", "optimizer", "scheduler", "metrics", "meta") if k not in state]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    epoch, metrics = state["epoch"], state["metrics"]
+    if type(epoch) is not int or not 1 <= epoch <= epochs:
+        return f"epoch {epoch!r} is not in 1..{epochs}"
+    if not isinstance(metrics, list) or len(metrics) != epoch or not all(
+            isinstance(r, dict) and type(r.get("test_acc")) is float for r in metrics):
+        return f"its metrics are not {epoch} rows of per-epoch figures"
+    if not all(isinstance(state[k], dict) for k in ("model", "optimizer", "scheduler", "meta")):
+        return "model, optimizer, scheduler and meta must be dicts"
+    return None
+
+
 @dataclass
 class Loop:
     model: nn.Module
@@ -121,15 +139,15 @@ class Loop:
             "meta": dict(self.meta),
         }
         with atomic.atomic_path(self.checkpoint) as tmp:
-            torch.save(state, tmp)
+            ptfile.save(state, tmp)
 
     def load_checkpoint(self) -> int:
         """Restore from the checkpoint; returns the number of epochs completed."""
-        try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-            meta = state.get("meta", {})
-        except Exception as e:
-            raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
+        state = ptfile.load(self.checkpoint, map_location=self.device, what="checkpoint")
+        bad = _checkpoint_problem(state, self.epochs)
+        if bad:  # refused as it is: the file stays where it is
+            raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({bad})")
+        meta = state["meta"]
         if meta != self.meta:
             diff = sorted(k for k in set(meta) | set(self.meta) if meta.get(k) != self.meta.get(k))
             raise InputFileError(f"{self.checkpoint}: written by a run with other settings ({', '.join(diff)}); "
@@ -142,7 +160,7 @@ class Loop:
         except Exception as e:
             raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
         self.metrics = list(state["metrics"])
-        return int(state["epoch"])
+        return state["epoch"]
 
     # ------------------------------------------------------------------------------------ training
     def step(self, xb: torch.Tensor, yb: torch.Tensor, global_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
