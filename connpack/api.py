@@ -8,7 +8,8 @@ from pathlib import Path
 from torch import nn
 
 from connpack.description import Description
-from connpack.errors import InputFileError, SpecError
+from connpack.errors import SpecError
+from connpack.files import regular_file
 from connpack.specs import ModelSpec
 
 PathLike = str | Path
@@ -16,7 +17,8 @@ MAX_IN_DIM = 1 << 16
 MAX_IN_ELEMENTS = 1 << 26  # 64M values per input image (ImageNet: 150,528)
 
 
-def _shape(in_shape) -> tuple | None:
+def check_in_shape(in_shape) -> tuple | None:
+    """``in_shape`` as a (C, H, W) tuple of positive ints of a bounded size (SpecError otherwise)."""
     if in_shape is None:
         return None
     shape = tuple(int(x) for x in in_shape)
@@ -49,9 +51,9 @@ def describe(model_or_path, *, arch: str | ModelSpec | None = None, in_shape=Non
         obj = importers.load_pt(path)
         if isinstance(obj, dict) and obj.get("connpack") == "run":
             return runfile.load(path)[0]
-        return importers.describe(obj, arch=arch, in_shape=_shape(in_shape), source=str(path))
+        return importers.describe(obj, arch=arch, in_shape=check_in_shape(in_shape), source=str(path))
     if isinstance(model_or_path, (nn.Module, dict)):
-        return importers.describe(model_or_path, arch=arch, in_shape=_shape(in_shape))
+        return importers.describe(model_or_path, arch=arch, in_shape=check_in_shape(in_shape))
     raise SpecError(f"cannot pack a {type(model_or_path).__name__} (give a path, an nn.Module or a state_dict)")
 
 
@@ -131,8 +133,7 @@ def load_description(path: PathLike, *, max_weights: int | None = None) -> Descr
     path = Path(path)
     if path.suffix == ".cpk":
         return unpack(path, max_weights=max_weights or DEFAULT_MAX_WEIGHTS)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    regular_file(path)
     return runfile.load(path)[0]
 
 

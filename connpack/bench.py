@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from connpack.errors import InputFileError, SpecError
+from connpack.files import regular_file
 
 MEMORY_METHOD = "RSS delta (/proc/self/statm) over session creation + first batch run"
 
@@ -167,8 +168,7 @@ def _onnx_input_shape(proto) -> tuple[int, ...]:
 
 def _load_source(path: Path, max_weights: int | None = None):
     """(Description or None, onnx bytes or None)."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    regular_file(path)
     if path.suffix == ".onnx":
         import onnx
 

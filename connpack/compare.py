@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from connpack.description import Description
-from connpack.errors import InputFileError, SpecError
+from connpack.errors import SpecError
+from connpack.files import regular_file
 
 
 def load(path: str | Path, *, max_weights: int | None = None) -> Description:
     """A .cpk (connpack pack) or a model.pt (connpack train) (``max_weights``: packing.unpack's budget)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    regular_file(path)
     if path.suffix == ".pt":
         from connpack import runfile
 

@@ -9,6 +9,7 @@ import onnx
 
 from connpack import data
 from connpack.errors import InputFileError, SpecError
+from connpack.files import regular_file
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,7 @@ class EvalResult:
 def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.ModelProto:
     """An .onnx file, or a .cpk exported to dense ONNX in memory (``max_weights``: packing.unpack's budget)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    regular_file(path)
     if path.suffix == ".cpk":
         from connpack.exporters import onnx_dense
         from connpack.packing import unpack

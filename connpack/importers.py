@@ -204,6 +204,10 @@ def describe(obj, *, arch: str | ModelSpec | None = None, in_shape: tuple | None
     Connectivity-bearing weights -> kind "values" (mask + kept float32 values); everything else dense.
     """
     raw = extract_state_dict(obj, source)
+    for key, value in raw.items():  # a cast to float32 would drop the imaginary part without a word
+        if value.is_complex():
+            raise InputFileError(f"{source}: tensor '{key}' is complex ({value.dtype}): connpack packs real "
+                                 "tensors only")
     pruned = is_torch_pruned(raw)
     sd, masks = merge_pruned(raw)
     model = match_architecture(sd, arch, in_shape, source)

@@ -12,8 +12,9 @@ import torch
 import zstandard
 
 from connpack import formats
-from connpack.errors import InputFileError, SpecError
+from connpack.errors import SpecError
 from connpack.exporters.module import state_dict
+from connpack.files import regular_file
 from connpack.packing import DEFAULT_MAX_WEIGHTS, from_container, validator
 
 ZSTD_EXACT_BYTES = 2 << 20  # float32 bytes up to which the zstd-19 column is exact
@@ -143,8 +144,7 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
     """The description length of a .cpk file. Every section is decoded once, after its header and metadata
     passed validation (packing.validate_meta, within ``max_weights``); the weights are hash-checked."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    regular_file(path)
     raw = path.read_bytes()
     container, sections = formats.decode_inspect(raw, max_elements=max_weights, validate=validator(max_weights))
     desc = from_container(container)

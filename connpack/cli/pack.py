@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from connpack.cli.common import console, errors, out_path
+from connpack.cli.common import console, errors, out_path, safe
 from connpack.errors import SpecError
 from connpack.files import check_outputs, regular_file, shown
 
@@ -54,6 +53,7 @@ def command(
     from connpack import values as vq
 
     vq.check_options(values, max_error, error_on, max_accuracy_drop)  # refuse bad settings before any work
+    shape = api.check_in_shape(shape)
     desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
                          _numbers(std, "--std"))
     size, choice = api.pack_values(desc, target, values=values, codec=codec, max_error=max_error,
@@ -61,8 +61,8 @@ def command(
     if choice is not None:
         for name, quant in choice.plan.items():
             how = f"a = {quant.a:.4g} x generated weight + " if quant.a is not None else ""
-            console.print(f"  {escape(name)}: {how}step {float(quant.steps[0]):.4g} ({choice.relative[name]:.4g} x rms)")
-        reached = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {escape(str(v))}"
+            console.print(f"  {safe(name)}: {how}step {float(quant.steps[0]):.4g} ({choice.relative[name]:.4g} x rms)")
+        reached = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {safe(v)}"
                             for k, v in choice.reached.items())
         console.print(f"target {choice.target}: reached {reached}")
     record = desc.data
