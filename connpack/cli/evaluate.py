@@ -30,4 +30,4 @@ def command(
         console.print_json(json.dumps({"dataset": res.dataset, "examples": res.examples, "correct": res.correct,
                                        "accuracy": res.accuracy}))
     else:
-        console.print(f"{safe(model)}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {res.dataset} test, onnxruntime")
+        console.print(f"{safe(model)}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {safe(res.dataset)} test, onnxruntime")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors, safe
-from connpack.files import check_outputs, regular_file
+from connpack.files import check_outputs, regular_file, shown
 
 if TYPE_CHECKING:
     from connpack.reporting import Report
@@ -41,7 +41,7 @@ def render(rep: Report) -> None:
                   f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
                   "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}")
     console.print(t)
-    console.print(data_line(rep), markup=False, soft_wrap=True)
+    console.print(shown(data_line(rep)), markup=False, soft_wrap=True)  # names from the file: escaped
     d = rep.to_dict()
     tot = Table(title="totals", title_justify="left")
     tot.add_column("what")
