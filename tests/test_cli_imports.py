@@ -37,7 +37,8 @@ def test_help_imports_nothing_heavy():
 
 
 def test_the_probe_sees_heavy_imports(tmp_path):
-    got = _run(["eval", str(tmp_path / "missing.cpk")])  # eval's body imports onnx, then refuses the file
+    (tmp_path / "bad.onnx").write_bytes(b"not an onnx file")
+    got = _run(["eval", str(tmp_path / "bad.onnx")])  # eval's body imports onnx, then refuses the file
     assert got["code"] == 3 and "onnx" in got["heavy"]
 
 
