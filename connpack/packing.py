@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import functools
 import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
@@ -170,13 +172,19 @@ def _dense_array(v) -> np.ndarray:
     return v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v  # f4 (7.2)
 
 
-def _parts(desc: Description, values, codec: str, coded: bool, hints: dict | None = None):
-    """meta, then (name, array or Section) of every section, one tensor at a time."""
-    meta_t: dict[str, dict] = {}
-    meta = {"spec": desc.spec.compact_dict(), "t": meta_t}
+def _meta(desc: Description) -> dict:
+    """The file's meta without its tensor entries: {"spec", "t": {}} (+ "data"); "t" is filled tensor by tensor."""
+    meta = {"spec": desc.spec.compact_dict(), "t": {}}
     if desc.data is not None:  # the data contract (cpk.md 7.9), refused here if it does not fit the network
         desc.data.fits(desc.spec.model.in_shape, desc.spec.model.num_classes)
         meta["data"] = desc.data.to_meta()
+    return meta
+
+
+def _parts(desc: Description, values, codec: str, coded: bool, hints: dict | None = None):
+    """meta, then (name, array or Section) of every section, one tensor at a time."""
+    meta = _meta(desc)
+    meta_t = meta["t"]
     yield meta
     for index, (name, code) in enumerate(desc.tensors.items()):
         entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded,
@@ -595,9 +603,25 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values="float
     """Write ``desc`` as a .cpk file atomically; returns the file size in bytes. The same bytes as
     ``formats.write(path, to_container(desc, values, codec), codec)``, in bounded memory: tensor by tensor,
     each section coded once and its arrays dropped before the next (only the coded payloads are kept)."""
-    it = _parts(desc, values, codec, coded=True)
-    meta = next(it)
-    sections = [sec for _name, sec in it]
+    meta = _meta(desc)
+    meta_t = meta["t"]
+    sections, pending = [], deque()
+
+    def collect(fut) -> None:
+        name, (entry, parts) = fut.result()
+        meta_t[name] = entry
+        sections.extend(parts.values())
+
+    # two tensors in flight: the coders (zstd, numpy) release the GIL; the sections do not depend on each other
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="connpack-pack") as ex:
+        for index, (name, code) in enumerate(desc.tensors.items()):
+            pending.append(ex.submit(lambda *a: (a[2], _tensor_parts(*a)), desc.spec, index, name, code,
+                                     desc.weight_hashes.get(name), values, codec, True))
+            if len(pending) >= 2:
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
+    sections += [formats.encode_section(name, _dense_array(v), codec) for name, v in desc.dense.items()]
     return formats.write_sections(path, meta, sections)
 
 
