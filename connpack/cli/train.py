@@ -10,7 +10,7 @@ import typer
 
 from connpack import atomic
 from connpack.cli.common import DataDir, console, errors, safe
-from connpack.cli.progress import training_progress
+from connpack.cli.progress import train_summary, training_progress
 from connpack.files import check_outputs, regular_file
 from connpack.trainers.config import TrainConfig
 
@@ -75,11 +75,12 @@ def command(
         desc, metrics = train(cfg, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
     if not main_rank:
         return
-    done = f"wrote {safe(out)}  (test accuracy {metrics[-1]['test_acc']:.2%}; metrics in {safe(metrics_json)})"
+    done = f"wrote {safe(out)}  (metrics in {safe(metrics_json)})"
     with atomic.atomic_paths(out, metrics_json) as (tmp_out, tmp_metrics):  # both or neither
         runfile.dump(tmp_out, desc, metrics)
         tmp_metrics.write_bytes(json.dumps(metrics, indent=1).encode())
     checkpoint.unlink(missing_ok=True)  # only once the outputs exist
+    console.print(train_summary(metrics), markup=False)
     console.print(done)
 
 

@@ -111,6 +111,8 @@ class Loop:
     scheduler: object | None = None
     checkpoint: Path | None = None
     progress: Progress | None = None
+    progress_every: float = 0.5        # seconds between ``step`` events (each reads the loss: one device sync)
+    clock: Callable[[], float] = time.monotonic
     amp: bool = True
     ctx: Context = field(default_factory=Context)
     net: nn.Module | None = None        # what runs the forward pass: the DDP wrapper, or ``model``
@@ -187,6 +189,8 @@ class Loop:
             self.model.train()
             order = data.batches(len(x), self.batch_size, self.seed, epoch)
             self._emit(event="epoch_start", epoch=epoch + 1, epochs=self.epochs, steps=len(order))
+            started = last = self.clock()
+            seen = 0
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             for step, idx in enumerate(order):
@@ -196,8 +200,14 @@ class Loop:
                 batch_loss, batch_correct = self.step(xb, yb, len(idx))
                 loss_sum += batch_loss
                 correct += batch_correct
-                if (step + 1) % 200 == 0 or step + 1 == len(order):
-                    self._emit(event="step", epoch=epoch + 1, step=step + 1, loss=float(batch_loss) / max(1, len(yb)))
+                seen += len(idx)
+                now = self.clock()
+                due = now - last >= self.progress_every or step + 1 == len(order)
+                if due and self.progress is not None:  # by time: the loss is read (a device sync) only then
+                    last = now
+                    self._emit(event="step", epoch=epoch + 1, step=step + 1, steps=len(order), images=seen,
+                               seconds=now - started, loss=float(batch_loss) / max(1, len(yb)))
+            trained = self.clock() - started  # training steps only (no evaluation)
             lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch ran with
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -212,6 +222,7 @@ class Loop:
                 **self.stats(self.model),
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
+                "images_per_s": seen / max(1e-9, trained),
             }
             if not math.isfinite(row["train_loss"]):
                 raise SpecError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); lower the learning rate")
