@@ -4,13 +4,15 @@ Every Linear/Conv2d weight is read from the Description (what the spec says the 
 materialised values:
 
     mask      W = Where(mask, G, 0)          G regenerated in the graph (onnx_rng: Philox4x32-10 + the init
-    flip      W = Where(flip, -G, G)         transform of rng.py, bit-identical), bits coded (onnx_bitcode)
+    flip      W = Where(flip, -G, G)         transform of rng.py, bit-identical), bits coded (onnx_bitcode);
+                                             signed constant: W = Where(positive Xor flip, +M, -M)
     ternary   W = Where(mask, Where(sign[rank], c+, c-), 0)   rank = exclusive CumSum of the mask (ASNI)
     values / dense (trained values)          refused: SpecError naming the tensor
 
 Biases and batch-norm statistics are stored as they are. Every decoding node reads constants only, so
 onnxruntime folds them into initializers when the session is created (a one-time cost, ``connpack bench``
-reports it) and then runs at dense speed. The file is about the size of the .cpk; it saves disk, not memory.
+reports it) and then runs at dense speed. The file is near the size of the .cpk; it saves disk, not memory
+(folding holds the float64 intermediates of Box-Muller for a moment). Names are minified (onnx_builder).
 """
 from __future__ import annotations
 
