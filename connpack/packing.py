@@ -192,8 +192,24 @@ def _parts(desc: Description, values, codec: str, coded: bool, hints: dict | Non
         meta_t[name] = entry
         yield from parts.items()
     for name, v in desc.dense.items():
-        a = _dense_array(v)
-        yield name, (formats.encode_section(name, a, codec) if coded else a)
+        yield from _dense_parts(name, v, values, codec, coded, hints)
+
+
+def _dense_parts(name: str, v, values, codec: str, coded: bool, hints: dict | None = None) -> list:
+    """(name, array or Section) of a dense tensor: f4, or, for a bias given a Quant in ``values`` (one step),
+    i4 indices and the step (cpk.md 7.2.1)."""
+    how = values.get(name) if isinstance(values, dict) else None
+    a = _dense_array(v)
+    if not isinstance(how, vq.Quant):
+        return [(name, formats.encode_section(name, a, codec) if coded else a)]
+    if how.steps.size != 1 or how.a is not None or a.dtype != np.float32:
+        raise SpecError(f"dense tensor {name!r}: quantised with one step and no prediction only")
+    q = vq.quantise(a.ravel(), how, np.zeros(a.size, np.intp)).reshape(a.shape)
+    if not coded:
+        hints[name] = ("qans",)
+        return [(f"{name}:q", how.steps), (name, q)]
+    return [(f"{name}:q", formats.encode_section(f"{name}:q", how.steps, codec)),
+            (name, formats.encode_section(name, q, codec, extra=("qans",)))]
 
 
 def to_container(desc: Description, values="float32", codec: str = "auto") -> formats.Container:
@@ -425,13 +441,20 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
     claimed = {n for n, _ in entries} | {n + x for n, e in entries for x in (":s", ":v", ":q", ":a")
                                          if (e["k"], x) in (("ternary", ":s"), ("values", ":v"), ("values", ":q"),
                                                             ("values", ":a"))}
-    for name, (code, _shape) in sections.items():
+    for name, (code, shape) in sections.items():  # dense sections: f4, or i4 indices with a ":q" step (7.2.1)
         if name in claimed:
             continue
         if ":" in name:
-            raise FormatError(f"section {name!r} belongs to no tensor in meta.t")
+            base = name[:-2]
+            if not (name.endswith(":q") and base not in claimed and sections.get(base, ("",))[0] == "i4"):
+                raise FormatError(f"section {name!r} belongs to no tensor in meta.t")
+            if code != "f4" or tuple(shape) != (1,):
+                raise FormatError(f"section {name!r} (the step of a quantised dense tensor) must be f4 of shape [1]")
+            continue
+        if code == "i4" and name + ":q" in sections:
+            continue
         if code != "f4":
-            raise FormatError(f"dense section {name!r} has dtype {code}, dense tensors are f4")
+            raise FormatError(f"dense section {name!r} has dtype {code}, dense tensors are f4 (or i4 with {name}:q)")
     if not check:
         return
     names, shapes = _architecture_of(spec, max_weights)  # 7.3.3
@@ -537,6 +560,13 @@ def from_container(c: formats.Container) -> Description:
             if "h" in entry and kind in USES_GENERATED:
                 hashes[name] = entry["h"]
         dense = {k: v for k, v in c.arrays.items() if k not in used}
+        for k in [k for k in dense if dense[k].dtype == np.int32 and f"{k}:q" in dense]:  # quantised dense (7.2.1)
+            step = dense.pop(f"{k}:q")
+            if step.shape != (1,) or not (np.isfinite(step[0]) and step[0] > 0):
+                raise FormatError(f"section '{k}:q' must hold one finite step > 0")
+            if dense[k].size and np.abs(dense[k].astype(np.int64)).max() >= 2**24:
+                raise FormatError(f"section {k!r} holds an index beyond 2^24")
+            dense[k] = (dense[k].astype(np.float32) * step.astype(np.float32)[0]).astype(np.float32)
         stray = [k for k in dense if ":" in k]
         if stray:
             raise FormatError(f"section {stray[0]!r} belongs to no tensor in meta.t")
@@ -621,7 +651,7 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values="float
                 collect(pending.popleft())
         while pending:
             collect(pending.popleft())
-    sections += [formats.encode_section(name, _dense_array(v), codec) for name, v in desc.dense.items()]
+    sections += [sec for name, v in desc.dense.items() for _n, sec in _dense_parts(name, v, values, codec, True)]
     return formats.write_sections(path, meta, sections)
 
 

@@ -39,6 +39,7 @@ class TensorRow:
     codec: str          # the section's codec; "/g" appended when stored in |G| order (cpk.md 7.2)
     bits: int
     bound_bits: float | None
+    distortion: float | None = None  # values: estimated relative L2 error of the stored values (see value_distortion)
 
     @property
     def bits_per_weight(self) -> float:
@@ -96,7 +97,7 @@ def _kind(meta_t: dict, name: str) -> str:
         return meta_t[name]["k"]
     base, _, suffix = name.rpartition(":")
     if base in meta_t:
-        return {"s": "signs", "v": "values"}.get(suffix, suffix)
+        return {"s": "signs", "v": "values", "q": "steps", "a": "prediction"}.get(suffix, suffix)
     return "dense"
 
 
@@ -140,6 +141,30 @@ def zstd19_size(arrays: list[np.ndarray]) -> tuple[int, bool]:
     return round(total * packed / sample), True
 
 
+ROUNDOFF = {"f2": 2.0**-11, "bf16": 2.0**-8}  # unit roundoff of the stored float types
+
+
+def value_distortion(container, desc, name: str, dtype: str) -> float | None:
+    """Estimated relative L2 error of a values tensor's stored kept values against the values packed (which
+    the file does not hold): quantised (cpk.md 7.2.1), rms(step / sqrt 12) / rms(decoded value), the error of
+    rounding to the nearest step; float16/bfloat16, u / sqrt 3 for unit roundoff u (uniform relative
+    rounding); float32, 0 (what was packed)."""
+    if dtype == "f4":
+        return 0.0
+    if dtype in ROUNDOFF:
+        return ROUNDOFF[dtype] / math.sqrt(3)
+    code = desc.tensors.get(name)
+    steps = container.arrays.get(f"{name}:q")
+    if code is None or steps is None or not code.values.size:
+        return None
+    from connpack.values import channels
+
+    s = steps.astype(np.float64)
+    s = np.full(code.values.size, s[0]) if s.size == 1 else s[channels(code.bits)]
+    rms = float(np.sqrt(np.mean(np.square(code.values, dtype=np.float64))))
+    return float(np.sqrt(np.mean(s * s) / 12)) / rms if rms > 0 else None
+
+
 def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Report:
     """The description length of a .cpk file. Every section is decoded once, after its header and metadata
     passed validation (packing.validate_meta, within ``max_weights``); the weights are hash-checked."""
@@ -158,6 +183,8 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
             fraction=(s.ones / n if n else 0.0) if is_bits else None, bits=8 * s.coded_bytes,
             codec=s.codec + ("/g" if meta_t.get(s.name, {}).get("o") == "g" else ""),  # stored in |G| order
             bound_bits=s.bound_bits if is_bits else None,
+            distortion=(value_distortion(container, desc, s.name[:-2], s.dtype)
+                        if s.name.endswith(":v") and meta_t.get(s.name[:-2], {}).get("k") == "values" else None),
         ))
     sd = state_dict(desc)
     sink = _Counter()

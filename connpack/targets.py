@@ -45,8 +45,9 @@ class _Net:
         self.torch = torch
         self.model = to_module(desc)
         sd = self.model.state_dict()
-        self.slots = {k.name: (sd[k.name].view(-1), torch.from_numpy(np.flatnonzero(desc.tensors[k.name].bits)))
-                      for k in kept}
+        self.slots = {k.name: (sd[k.name].view(-1), torch.from_numpy(
+            np.flatnonzero(desc.tensors[k.name].bits) if k.name in desc.tensors else np.arange(k.values.size)))
+            for k in kept}
 
     def load(self, kept: list[vq.Kept], plan: dict | None) -> None:
         for k in kept:

@@ -158,9 +158,11 @@ class Kept:
         return float(np.sqrt(np.mean(np.square(self.values, dtype=np.float64)))) if self.values.size else 0.0
 
 
-def kept_tensors(desc, predict: bool | None = None) -> list[Kept]:
-    """The "values" tensors of a Description. ``predict`` (default: for networks connpack trained, i.e. not
-    imported) regenerates each tensor's init G so the seed prediction a * G can be tried."""
+def kept_tensors(desc, predict: bool | None = None, biases: bool = True) -> list[Kept]:
+    """The "values" tensors of a Description, then (``biases``) the biases of its "values" layers (dense
+    tensors L.bias beside a "values" tensor L.weight; cpk.md 7.2.1). ``predict`` (default: for networks
+    connpack trained, i.e. not imported) regenerates each tensor's init G so the seed prediction a * G can be
+    tried."""
     from connpack import rng
 
     if predict is None:
@@ -175,6 +177,11 @@ def kept_tensors(desc, predict: bool | None = None) -> list[Kept]:
             g_kept = g[code.bits]
         n_out = code.shape[0] if code.shape else 1
         out.append(Kept(name, np.asarray(code.values, np.float32), channels(code.bits), n_out, g_kept))
+    for name, v in (desc.dense.items() if biases else ()):
+        layer = desc.tensors.get(name.removesuffix(".bias") + ".weight") if name.endswith(".bias") else None
+        if layer is not None and layer.kind == "values" and np.asarray(v).dtype.kind == "f":
+            flat = np.asarray(v, np.float32).ravel()
+            out.append(Kept(name, flat, np.zeros(flat.size, np.intp), 1, None))
     return out
 
 

@@ -430,7 +430,12 @@ def read_network(data: bytes):
                         v = (v + (a * g[main]).astype(np.float32)).astype(np.float32)
                 w[main] = v.astype(np.float32)
         out[name] = w.astype(np.float32)
-    out.update({k: v for k, v in arrays.items() if k not in used})
+    for k, v in arrays.items():
+        if k in used or k.endswith(":q"):
+            continue
+        if v.dtype.kind == "i":  # a quantised dense tensor (cpk.md 7.2.1): float32(q) * step
+            v = (v.astype(np.float32) * arrays[k + ":q"].astype(np.float32)[0]).astype(np.float32)
+        out[k] = v
     return out
 
 

@@ -224,3 +224,29 @@ def test_cli_target_prints_its_choice(runner, tmp_path):
     assert out.exists()
     res = run_cli(runner, "pack", src, "-o", tmp_path / "q.cpk", "--values", "q6")
     assert res.exit_code == 0 and (tmp_path / "q.cpk").stat().st_size < out.stat().st_size * 2
+
+
+def test_quantised_biases(tmp_path):
+    """Biases of quantised layers are stored as indices with one step (cpk.md 7.2.1); others stay float32."""
+    desc = _net()
+    spec = NetworkSpec(model=ModelSpec(arch="lenet300", width=0.05, bias=True), rng=desc.spec.rng,
+                       init=desc.spec.init, method="imp")
+    dense = {n.replace("weight", "bias"): np.linspace(-0.3, 0.4, s[0], dtype=np.float32) for n, s in SHAPES.items()}
+    desc = Description(spec, desc.tensors, dense)
+    kept = vq.kept_tensors(desc)
+    assert [k.name for k in kept][3:] == list(dense)
+    plan = vq.plan_bits(kept, 6)
+    pack(desc, tmp_path / "b.cpk", values=plan)
+    c = formats.read(tmp_path / "b.cpk")
+    assert c.arrays["fc1.bias"].dtype == np.int32 and c.arrays["fc1.bias:q"].shape == (1,)
+    got = unpack(tmp_path / "b.cpk").state_dict()
+    theirs = ir.read_network((tmp_path / "b.cpk").read_bytes())
+    for k in kept[3:]:
+        want = vq.decoded(k, plan[k.name])
+        assert got[k.name].dtype == np.float32 and got[k.name].tobytes() == want.tobytes()
+        assert theirs[k.name].tobytes() == want.tobytes()
+        assert np.abs(want - k.values).max() <= plan[k.name].steps[0] / 2 + 1e-7
+    c.arrays["fc2.bias:q"] = np.float32([0.1, 0.2])  # a step section of the wrong shape
+    (tmp_path / "bad.cpk").write_bytes(formats.encode(c))
+    with pytest.raises(E.FormatError):
+        unpack(tmp_path / "bad.cpk")

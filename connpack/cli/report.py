@@ -32,14 +32,16 @@ def data_line(rep: Report) -> str:
 def render(rep: Report) -> None:
     method = safe(rep.method) if rep.k is None else f"{safe(rep.method)}, k = {rep.k:g} kept"
     t = Table(title=f"{safe(rep.path)} — {safe(rep.arch)}, {method}", title_justify="left")
-    for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound"):
+    dist = any(r.distortion is not None for r in rep.rows)  # values: estimated relative error of the stored values
+    for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound") + (("rel. err",) if dist else ()):
         t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
                      no_wrap=True, overflow="fold" if col == "tensor" else "ellipsis")
     for r in rep.rows:
         t.add_row(safe(r.name), safe(r.kind), f"{r.elements:,}", "" if r.fraction is None else f"{r.fraction:.2%}",
                   safe(r.codec),
                   f"{r.bits:,}", f"{r.bits_per_weight:.4f}", "" if r.bound_bits is None else f"{r.bound_bits:,.0f}",
-                  "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}")
+                  "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}",
+                  *(("" if r.distortion is None else f"{r.distortion:.2e}",) if dist else ()))
     console.print(t)
     console.print(shown(data_line(rep)), markup=False, soft_wrap=True)  # names from the file: escaped
     d = rep.to_dict()
