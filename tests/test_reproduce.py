@@ -17,18 +17,25 @@ def _runs(name, results):
     if name == "asni_table2":
         return [(e["accuracy"]["A"], e["sizes"]["init"]["bytes"], e["sizes"]["init"]["ratio_float32"])
                 for e in results.values()]
+    if name == "fig4_p001_probe":  # no network kept; the float32 LeNet is 266,200 x 4 bytes
+        return [(e["best_test_acc"], 1, 2.0) for e in results.values()]
+    if name == "imp_lenet300":
+        return [(e["accuracy"][-1], e["ticket_bytes"][-1], 32 / e["ticket_bits_per_weight"][-1])
+                for e in results.values()]
     return [(e["accuracy"][-1], e["ticket_bytes"], e["ticket_ratio_float32"]) for e in results.values()]
 
 
-NAMES = ["ivan_florian_table1", "ivan_florian_fig4", "asni_table2", "imp_table2", "edgepopup_fig3"]
+NAMES = ["ivan_florian_table1", "ivan_florian_fig4", "fig4_p001_probe", "asni_table2", "imp_table2", "imp_lenet300",
+         "edgepopup_fig3"]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Each script run once at its smallest setting; name -> (returned results, output folder)."""
     out = tmp_path_factory.mktemp("smoke")
+    extra = {"imp_lenet300": ["--work", str(out / "imp_work")]}
     return {name: importlib.import_module(f"benchmarks.reproduce.{name}").main(
-        ["--smoke", "--out", str(out), "--device", "cpu"]) for name in NAMES}, out
+        ["--smoke", "--out", str(out), "--device", "cpu", *extra.get(name, [])]) for name in NAMES}, out
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,6 +59,6 @@ def test_results_page_renders_every_section(smoke, tmp_path):
         (tmp_path / f"{name}.json").write_text((smoke[1] / f"{name}_smoke.json").read_text())
     page = results_page.render(tmp_path)
     assert "Not run" not in page
-    for title in ("Table 1", "Fig. 4", "ASNI", "IMP", "edge-popup"):
+    for title in ("Table 1", "Fig. 4", "p = 0.01", "ASNI", "IMP", "LeNet-300-100 — the lottery-ticket", "edge-popup"):
         assert title in page
     assert "| free flipping | 98.14 |" in page

@@ -38,6 +38,9 @@ CANDIDATES = {  # name -> (input transform, score high bound, lr)
     "lr 1e-4": ("standardised", 0.1, 1e-4),
     "lr 1e-2": ("standardised", 0.1, 1e-2),
     "p = 0.5 reference (standardised)": ("standardised", 0.1, 1e-3),
+    # not a candidate but the mechanism check: if dead ReLUs are the cause, letting a little gradient through
+    # them (leaky ReLU, slope 0.01, in place of every ReLU) must make p = 0.01 trainable
+    "mechanism check: leaky ReLU (slope 0.01)": ("leaky", 0.1, 1e-3),
 }
 
 
@@ -57,11 +60,14 @@ def patched(inputs: str, score_high: float):
     def scores(seed, index, shape, low, high):
         return old_scores(seed, index, shape, low, score_high * high / 0.1)
 
+    old_relu = torch.nn.ReLU
     data.load, rng.scores_uniform = load, scores
+    if inputs == "leaky":
+        torch.nn.ReLU = lambda *a, **k: torch.nn.LeakyReLU(0.01)  # models build nn.ReLU() at construction
     try:
         yield load
     finally:
-        data.load, rng.scores_uniform = old_load, old_scores
+        data.load, rng.scores_uniform, torch.nn.ReLU = old_load, old_scores, old_relu
 
 
 def alive(model, x) -> list[dict]:
@@ -71,7 +77,7 @@ def alive(model, x) -> list[dict]:
             z = layer(h)
             out.append({"layer": name, "units_alive": float((z > 0).any(0).float().mean()),
                         "active_fraction": float((z > 0).float().mean())})
-            h = torch.relu(z)
+            h = torch.relu(z)  # alive = positive pre-activation, whatever the activation
     return out
 
 
@@ -104,7 +110,29 @@ def main(argv=None) -> dict:
                       "alive_init": alive(model0, x_probe), "alive_trained": alive(model1, x_probe),
                       "seconds": time.perf_counter() - t0}
         common.write(args.out, path.stem, {"dataset": cfg.dataset, "epochs": epochs, "results": done})
+        plot(done, path.with_suffix(".png"))
     return done
+
+
+def plot(results: dict, path) -> None:
+    plt = common.pyplot()
+    names = list(results)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * len(names) + 1.5), sharey=True)
+    ys = range(len(names))
+    a1.barh(ys, [100 * r["best_test_acc"] for r in results.values()], color="tab:orange")
+    a1.set(yticks=list(ys), xlabel="test accuracy, best epoch (%)", xlim=(0, 100),
+           title="free pruning, LeNet-300-100, p = 0.01")
+    a1.set_yticklabels(names, fontsize=7)
+    a1.invert_yaxis()
+    a2.barh([y - 0.2 for y in ys], [100 * r["alive_init"][1]["active_fraction"] for r in results.values()], 0.4,
+            label="at initialisation")
+    a2.barh([y + 0.2 for y in ys], [100 * r["alive_trained"][1]["active_fraction"] for r in results.values()], 0.4,
+            label="after training")
+    a2.set(xscale="symlog", xlabel="fc2: (image, unit) pairs with a positive pre-activation (%)")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _module(desc):
