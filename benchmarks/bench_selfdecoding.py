@@ -28,7 +28,7 @@ def _session(data: bytes):
     return sess, time.perf_counter() - w0, time.process_time() - c0
 
 
-def _throughput(sessions, x, rounds: int = 5, reps: int = 20) -> list[float]:
+def _throughput(sessions, x, rounds: int = 10, reps: int = 20) -> list[float]:
     best = [0.0] * len(sessions)
     for _ in range(rounds):  # interleaved, best of rounds: fair under a shared machine's load
         for i, s in enumerate(sessions):
