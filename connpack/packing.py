@@ -68,17 +68,19 @@ def _generated_chunks(spec: NetworkSpec, name: str, index: int, shape: tuple):
         yield a, rng.generate_range(spec.init_for(name), spec.rng.seed, index, shape, a, min(n, a + _CHUNK))
 
 
-def _key_positions(spec: NetworkSpec, name: str, index: int, shape: tuple, sha=None) -> np.ndarray:
-    """Start position of each |G| order key (cpk.md 7.2) in the sorted order: a pass over G, chunk by chunk,
-    that also feeds ``sha`` (hashlib) the float32 bytes of G when given."""
+def _key_positions(spec: NetworkSpec, name: str, index: int, shape: tuple, sha=None):
+    """(start position of each |G| order key (cpk.md 7.2) in the sorted order, G if it was one chunk): a pass
+    over G, chunk by chunk, that also feeds ``sha`` (hashlib) the float32 bytes of G when given."""
     counts = np.zeros(1 << 16, np.uint64)
-    for _a, g in _generated_chunks(spec, name, index, shape):
+    last = None
+    for a, g in _generated_chunks(spec, name, index, shape):
         if sha is not None:
             sha.update(g.astype("<f4", copy=False))
         rng.kernel().key_counts(g, counts)
+        last = g if a == 0 else None
     pos = np.zeros_like(counts)
     np.cumsum(counts[:-1], out=pos[1:])
-    return pos
+    return pos, last
 
 
 def _reorder(spec: NetworkSpec, name: str, index: int, bits: np.ndarray, *, inverse: bool, sha=None) -> np.ndarray:
@@ -95,11 +97,13 @@ def _reorder(spec: NetworkSpec, name: str, index: int, bits: np.ndarray, *, inve
         else:
             flat[:] = bits.ravel()[order]
         return flat.reshape(bits.shape)
-    pos = _key_positions(spec, name, index, bits.shape, sha)
+    pos, whole = _key_positions(spec, name, index, bits.shape, sha)
     src = np.ascontiguousarray(bits).reshape(-1).view(np.uint8)
     out = np.empty(bits.size, dtype=bool)
     dst = out.view(np.uint8)
-    for a, g in _generated_chunks(spec, name, index, bits.shape):
+    # a tensor of one chunk is not generated twice; a larger one is, rather than held (bounded memory)
+    chunks = [(0, whole)] if whole is not None else _generated_chunks(spec, name, index, bits.shape)
+    for a, g in chunks:
         b = a + g.size
         if inverse:
             rng.kernel().scatter(g, src, dst[a:b], pos, True)
