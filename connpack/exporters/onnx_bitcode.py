@@ -180,7 +180,7 @@ class Decoder:
 
 
 def _rice_function(b: Builder) -> str:
-    """rice(U, L, W) -> int64 [m] positions; U, L: uint8 0/1, W = [2**(k-1) .. 1]; m = ones of U, from the data."""
+    """G(U, L, W) (Golomb-Rice) -> int64 [m] positions; U, L: uint8 0/1, W = [2**(k-1) .. 1]; m = ones of U, from the data."""
     def n(op, ins, outs, **kw):
         return helper.make_node(op, ins, outs, **kw)
 
@@ -210,7 +210,7 @@ def _rice_function(b: Builder) -> str:
         n("Add", ["x", "i"], ["P"]),
     ]
     body[8], body[9] = body[9], body[8]  # u2 before s
-    return b.function("rice", ["U", "L", "W"], ["P"], body)
+    return b.function("G", ["U", "L", "W"], ["P"], body)
 
 
 def view_of(shape: tuple[int, ...]) -> tuple[int, int] | None:

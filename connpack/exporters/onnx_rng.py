@@ -6,8 +6,8 @@
 * Philox. All tensors share one batch of blocks: block j of tensor i has counter (j, 0, index_i, 0) and key
   (seed mod 2**32, seed >> 32). The state words are uint64 tensors holding 32-bit values, so the 32x32 -> 64
   products are plain uint64 ``Mul``; hi/lo are ``BitShift`` by 32 and ``BitwiseAnd``. One round is a local
-  function (``philox``, state uint64 [4, N], key [2]; it also bumps the key), called five times by ``philox5``,
-  called twice.
+  function (``R``: four uint64 [1, N] words and the key [2], which it bumps) called five times by ``P``
+  (state uint64 [4, N]), called twice. Function names are one letter: every call node repeats its name.
 * signed_constant: (w >> 8) < ceil(p * 2**24) picks float32(+M) or float32(-M) (as rng.generate does).
 * kaiming_uniform: u = float64(w >> 8) * 2**-24, ((u*2) - 1) * B, one Cast to float32.
 * kaiming_normal / xavier_normal: Box-Muller in float64 with rng's ln/sin/cos programs. frexp has no ONNX
@@ -36,12 +36,11 @@ _ORDER = ("words", "uniform", "normal")
 
 
 def _round_function(b: Builder) -> str:
-    """philox(S, K) -> (S', K + (W0, W1)): one round on the state S = uint64 [4, N] (rows c0..c3), key K [2]."""
+    """R(c0, c1, c2, c3, K) -> (c0', c1', c2', c3', K + (W0, W1)): one round; uint64 [1, N] words, key K [2]."""
     u64 = np.uint64
     nodes = [
         fn_const("M0", 0xD2511F53, u64), fn_const("M1", 0xCD9E8D57, u64), fn_const("S", 32, u64),
         fn_const("F", 0xFFFFFFFF, u64), fn_const("W", [0x9E3779B9, 0xBB67AE85], u64),
-        helper.make_node("Split", ["s"], ["c0", "c1", "c2", "c3"], axis=0, num_outputs=4),
         helper.make_node("Split", ["k"], ["k0", "k1"], axis=0, num_outputs=2),
         helper.make_node("Mul", ["c0", "M0"], ["p0"]),
         helper.make_node("Mul", ["c2", "M1"], ["p1"]),
@@ -53,11 +52,10 @@ def _round_function(b: Builder) -> str:
         helper.make_node("BitwiseXor", ["h0", "c3"], ["x0"]),
         helper.make_node("BitwiseXor", ["x0", "k1"], ["d2"]),
         helper.make_node("BitwiseAnd", ["p0", "F"], ["d3"]),
-        helper.make_node("Concat", ["d0", "d1", "d2", "d3"], ["t"], axis=0),
         helper.make_node("Add", ["k", "W"], ["a"]),
         helper.make_node("BitwiseAnd", ["a", "F"], ["n"]),
     ]
-    return b.function("philox", ["s", "k"], ["t", "n"], nodes)
+    return b.function("R", ["c0", "c1", "c2", "c3", "k"], ["d0", "d1", "d2", "d3", "n"], nodes)
 
 
 def philox_words(b: Builder, seed: int, blocks: list[tuple[int, int]]) -> str:
@@ -81,11 +79,14 @@ def philox_words(b: Builder, seed: int, blocks: list[tuple[int, int]]) -> str:
     zero = b.op("Expand", b.const(0, np.uint64), row)
     state = b.op("Concat", c0, zero, b.op("Expand", c2, row), zero, axis=0)
     key = b.const([seed & 0xFFFFFFFF, seed >> 32], np.uint64)
-    body, s, k = [], "s", "k"
-    for r in range(5):  # five rounds in a function called twice: fewer call nodes in the file
-        body.append(helper.make_node(rnd, [s, k], [f"s{r}", f"k{r}"], domain=DOMAIN))
-        s, k = f"s{r}", f"k{r}"
-    five = b.function("philox5", ["s", "k"], [s, k], body)
+    body = [helper.make_node("Split", ["s"], ["a0", "a1", "a2", "a3"], axis=0, num_outputs=4)]
+    c, k = ["a0", "a1", "a2", "a3"], "k"
+    for r in range(5):  # five rounds on separate words, in a function called twice: few call nodes in the file
+        out = [f"{x}{r}" for x in "bcde"]
+        body.append(helper.make_node(rnd, [*c, k], [*out, f"k{r}"], domain=DOMAIN))
+        c, k = out, f"k{r}"
+    body.append(helper.make_node("Concat", c, ["t"], axis=0))
+    five = b.function("P", ["s", "k"], ["t", k], body)
     for _ in range(2):
         state, key = b.call(five, state, key, outputs=2)
     return b.op("Reshape", b.op("Transpose", state, perm=[1, 0]), b.const([-1], i64))
