@@ -96,6 +96,25 @@ def test_every_init_regenerates_bit_identically_in_both_runtimes(method, init):
     outputs_match(desc, proto)
 
 
+def test_in_graph_ln_is_exact_at_every_power_of_two():
+    """The graph finds frexp's exponent through a nudged Log; the edges of every octave match rng's program."""
+    from connpack import rng
+    from connpack.exporters import onnx_rng
+
+    k1 = np.unique([v for j in range(25) for v in (2**j - 1, 2**j, 2**j + 1) if 1 <= v <= 2**24]).astype(np.uint64)
+    nodes, inits = [], []
+    b = Builder(nodes, inits)
+    out = onnx_rng._ln(b, b.const(k1))
+    graph = onnx.helper.make_graph(nodes, "g", [], [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.DOUBLE,
+                                                                                         [k1.size])], initializer=inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    want = rng._ln_portable(k1.astype(np.float64) * 2.0**-24)
+    for got in (ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0],
+                ReferenceEvaluator(model).run(None, {})[0]):
+        assert got.tobytes() == want.tobytes()
+
+
 def test_mixed_inits_and_a_conv_network_with_batchnorm():
     """Per-tensor init overrides: the generator serves four distributions from one Philox batch."""
     base = tiny("prune", "signed_constant", 0.5, arch="conv2", in_shape=(1, 8, 8), width=0.125, batchnorm="frozen")

@@ -11,7 +11,7 @@
 * signed_constant: (w >> 8) < ceil(p * 2**24) picks float32(+M) or float32(-M) (as rng.generate does).
 * kaiming_uniform: u = float64(w >> 8) * 2**-24, ((u*2) - 1) * B, one Cast to float32.
 * kaiming_normal / xavier_normal: Box-Muller in float64 with rng's ln/sin/cos programs. frexp has no ONNX
-  operator, so for k1 = (w >> 8) + 1 in [1, 2**24] the bit length L (binary search: five exact halvings) gives
+  operator, so for k1 = (w >> 8) + 1 in [1, 2**24] the bit length L (floor of a nudged log2, see _ln) gives
   u1 = (k1 / 2**L) * 2**(L - 24) with k1 / 2**L in [0.5, 1) exactly; the rest is +, -, *, / and Sqrt in
   float64, each a separate node (onnxruntime evaluates them one by one while folding, with no fused
   multiply-add), in the order the spec writes them.
@@ -103,14 +103,13 @@ def _horner(b: Builder, z: str, coeffs) -> str:
 
 def _ln(b: Builder, k1: str) -> str:
     """rng._ln_portable of u1 = k1 * 2**-24 for uint64 k1 in [1, 2**24]."""
-    x = b.op("Cast", k1, to=TensorProto.DOUBLE)  # k1 / 2**(L-1) by exact halvings: ends in [1, 2)
-    shifted = b.const(0.0)
-    for s in (16, 8, 4, 2, 1):
-        t = b.op("Mul", x, b.const(2.0**-s))
-        big = b.op("GreaterOrEqual", t, b.const(1.0))
-        x = b.op("Where", big, t, x)
-        shifted = b.op("Add", shifted, b.op("Where", big, b.const(float(s)), b.const(0.0)))
-    m0 = b.op("Mul", x, b.const(0.5))  # k1 / 2**L in [0.5, 1), L = shifted + 1
+    # L - 1 = floor(log2 k1): log2 of an integer in [1, 2**24] is an integer or at least 8.6e-8 (2**-24 / ln 2)
+    # away from one, so the 1e-9 nudge over the runtime's Log error (~1e-16) gives the exact floor; m0 is then
+    # k1 times a tabled power of two: exact, in [0.5, 1).
+    k = b.op("Cast", k1, to=TensorProto.DOUBLE)
+    shifted = b.op("Floor", b.op("Add", b.op("Mul", b.op("Log", k), b.const(1.0 / math.log(2.0))), b.const(1e-9)))
+    pow2 = b.op("Gather", b.const([2.0**-j for j in range(1, 27)]), b.op("Cast", shifted, to=TensorProto.INT64))
+    m0 = b.op("Mul", k, pow2)  # k1 / 2**L
     small = b.op("Less", m0, b.const(rng._SQRT_HALF))
     m = b.op("Where", small, b.op("Mul", m0, b.const(2.0)), m0)
     e = b.op("Sub", shifted, b.const(23.0))  # L - 24
@@ -134,13 +133,12 @@ def _sincos(b: Builder, k2: str) -> tuple[str, str]:
     z = b.op("Mul", t, t)
     sin_t = b.op("Mul", _horner(b, z, rng._SIN_COEFFS), t)
     cos_t = _horner(b, z, rng._COS_COEFFS)
-    swap = b.op("Xor", b.op("Cast", b.op("BitwiseAnd", q, b.const(1, u64)), to=TensorProto.BOOL), flip)
+    qi = b.op("Cast", q, to=TensorProto.INT64)  # quadrant: odd ones swap sin/cos; signs by table (exact +-1)
+    swap = b.op("Xor", b.op("Gather", b.const([False, True, False, True]), qi), flip)
     cos = b.op("Where", swap, sin_t, cos_t)
     sin = b.op("Where", swap, cos_t, sin_t)
-    one = b.const(1.0)
-    sgn_c = b.op("Sub", one, b.op("Cast", b.op("BitwiseAnd", b.op("Add", q, b.const(1, u64)), b.const(2, u64)),
-                                  to=TensorProto.DOUBLE))
-    sgn_s = b.op("Sub", one, b.op("Cast", b.op("BitwiseAnd", q, b.const(2, u64)), to=TensorProto.DOUBLE))
+    sgn_c = b.op("Gather", b.const([1.0, -1.0, -1.0, 1.0]), qi)
+    sgn_s = b.op("Gather", b.const([1.0, 1.0, -1.0, -1.0]), qi)
     return b.op("Mul", cos, sgn_c), b.op("Mul", sin, sgn_s)
 
 
