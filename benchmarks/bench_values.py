@@ -8,7 +8,8 @@ LeNet rows: bytes, test accuracy, argmax agreement with the float32 network on t
 ResNet rows: bytes, relative L2 error of the logits on a fixed random batch (torch.manual_seed(0), 8 images of
 3x224x224: not the probe batch the --max-error search uses), encode time (the .cpk written from the network's
 description with the chosen steps) and decode time (.cpk read, values dequantised, weights materialised).
-"today" rows: the same float16/bfloat16 values written with raw/zstd only (the writer before the planes codec).
+"today" rows: the same float16/bfloat16 values written with raw/zstd only (the writer before the planes codec);
+":v bytes": the value sections alone (mask, biases and header excluded).
 NNCodec 2.1.3 is not installed here; its figures from the issue are printed as the reference.
 """
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _rows(desc, out: Path, settings):
         back = packing.unpack(path)
         back.state_dict()
         t_dec = time.perf_counter() - t0
-        yield label, size, t_enc, t_dec, to_module(back), (choice.reached if kw and choice else None)
+        vbytes = sum(sec.coded_bytes for sec in formats.inspect_sections(path.read_bytes()) if sec.name.endswith(":v"))
+        yield label, size, vbytes, t_enc, t_dec, to_module(back), (choice.reached if kw and choice else None)
 
 
 def lenet(path: Path, out: Path, errors: list[float]) -> None:
@@ -74,11 +76,11 @@ def lenet(path: Path, out: Path, errors: list[float]) -> None:
     settings += [(f"max-error {e:g}", {"max_error": e}) for e in errors]
     settings += [("max-accuracy-drop 0.1", {"max_accuracy_drop": 0.1})]
     print(f"IMP LeNet-300-100 ({path}); float32 test accuracy {(ref == y).float().mean() * 100:.2f}%")
-    print(f"{'setting':<24}{'bytes':>10}{'accuracy':>10}{'agreement':>11}{'decode s':>10}  reached")
-    for label, size, _te, td, model, reached in _rows(desc, out, settings):
+    print(f"{'setting':<24}{'bytes':>10}{':v bytes':>10}{'accuracy':>10}{'agreement':>11}{'decode s':>10}  reached")
+    for label, size, vb, _te, td, model, reached in _rows(desc, out, settings):
         pred = _logits(model, x).argmax(1)
         acc, agree = (pred == y).float().mean() * 100, (pred == ref).float().mean() * 100
-        print(f"{label:<24}{size:>10,}{acc:>9.2f}%{agree:>10.2f}%{td:>10.3f}  {reached or ''}", flush=True)
+        print(f"{label:<24}{size:>10,}{vb:>10,}{acc:>9.2f}%{agree:>10.2f}%{td:>10.3f}  {reached or ''}", flush=True)
     print(f"{'NNCodec (issue 12)':<24}{NNCODEC['lenet']}")
 
 
@@ -107,10 +109,10 @@ def resnet(path: Path, out: Path, errors: list[float]) -> None:
     settings += [(v, {"values": v}) for v in ("float16", "bfloat16", "q8", "q6")]
     settings += [(f"max-error {e:g}", {"max_error": e}) for e in errors]
     print(f"ResNet-18, 90% pruned (global L1), random init ({path})")
-    print(f"{'setting':<24}{'bytes':>12}{'rel L2 out':>12}{'encode s':>10}{'decode s':>10}  reached (probe)")
-    for label, size, te, td, model, reached in _rows(desc, out, settings):
+    print(f"{'setting':<24}{'bytes':>12}{':v bytes':>12}{'rel L2 out':>12}{'encode s':>10}{'decode s':>10}  reached (probe)")
+    for label, size, vb, te, td, model, reached in _rows(desc, out, settings):
         err = float((_logits(model, x).double() - ref).norm() / ref.norm())
-        print(f"{label:<24}{size:>12,}{err:>11.3%}{te:>10.2f}{td:>10.2f}  {reached or ''}", flush=True)
+        print(f"{label:<24}{size:>12,}{vb:>12,}{err:>11.3%}{te:>10.2f}{td:>10.2f}  {reached or ''}", flush=True)
     print(f"{'NNCodec (issue 12)':<24}{NNCODEC['resnet']}")
 
 

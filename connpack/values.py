@@ -206,12 +206,13 @@ def plan_bits(kept: list[Kept], bits: int) -> dict[str, Quant]:
     return {k.name: choose(k, lambda v, k=k: fixed_bits_steps(v, k.chan, k.n_out, bits))[0] for k in kept}
 
 
-def plan_relative(kept: list[Kept], rel: dict[str, float]) -> dict[str, Quant]:
-    """One step per tensor, ``rel[name]`` times the rms of its values."""
+def plan_relative(kept: list[Kept], rel: dict) -> dict[str, Quant]:
+    """Steps ``rel[name]`` times the rms of each tensor's values: one step (a number) or one per output
+    channel (an array of n_out numbers)."""
     out = {}
     for k in kept:
-        step = np.float32(max(rel[k.name] * k.rms, 1e-30))
-        out[k.name] = choose(k, lambda v, s=step: np.array([s], np.float32))[0]
+        steps = np.maximum(np.asarray(rel[k.name], np.float64).reshape(-1) * k.rms, 1e-30).astype(np.float32)
+        out[k.name] = choose(k, lambda v, s=steps: s)[0]
     return out
 
 
