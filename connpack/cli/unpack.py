@@ -9,7 +9,6 @@ import typer
 from connpack import atomic, exporters
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, MaxWeights, console, errors, fail, safe
 from connpack.files import check_outputs, regular_file
-from connpack.packing import unpack
 
 
 @errors
@@ -25,6 +24,8 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
+    from connpack.packing import unpack  # numpy: imported when the command runs, not for --help
+
     if onnx is None and pt is None:
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
     if kind not in exporters.KINDS:
