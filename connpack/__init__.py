@@ -31,11 +31,11 @@ def load(path):
     return api.load(path)
 
 
-def export_onnx(path, out, kind: str = "dense") -> int:
+def export_onnx(path, out, kind: str = "dense", input: str | None = None) -> int:
     """Export a .cpk / model.pt network to ONNX; returns the file size. See connpack.api.export_onnx."""
     from connpack import api
 
-    return api.export_onnx(path, out, kind=kind)
+    return api.export_onnx(path, out, kind=kind, input=input)
 
 
 def report(path):

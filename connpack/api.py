@@ -145,17 +145,19 @@ def load(path: PathLike) -> nn.Module:
     return to_module(load_description(path))
 
 
-def export_onnx(path: PathLike, out: PathLike, kind: str = "dense") -> int:
+def export_onnx(path: PathLike, out: PathLike, kind: str = "dense", input: str | None = None) -> int:
     """Export a .cpk / model.pt network to ONNX (written atomically); returns the file size in bytes.
 
     kind: dense (the materialised network), compact (dead units removed), sparse-init (COO initialisers),
     sparse (compact + COO), self-decoding (weights regenerated and bits decoded in the graph) — see connpack.exporters.
+    input: "raw" (the graph normalises its input as the data contract records; default when there is one)
+    or "normalised" (default without a record).
     """
     from connpack import atomic, exporters
 
     if kind not in exporters.KINDS:
         raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(exporters.KINDS)})")
-    return atomic.write_bytes(out, exporters.to_onnx(load_description(path), kind).SerializeToString())
+    return atomic.write_bytes(out, exporters.to_onnx(load_description(path), kind, input).SerializeToString())
 
 
 def report(path: PathLike, *, max_weights: int | None = None):

@@ -6,7 +6,8 @@ the dense graph, the dense graph with COO sparse constants (``sparse-init``), th
 is not ours is benchmarked as it is (one onnxruntime row).
 
 Method: threads pinned to ``threads`` (onnxruntime: ``intra_op_num_threads``, sequential execution with one
-inter-op thread; PyTorch: ``torch.set_num_threads``); inputs N(0, 1) with a fixed seed; ``warmup`` runs, then ``runs``
+inter-op thread; PyTorch: ``torch.set_num_threads``); inputs with a fixed seed, uniform over the raw range the data
+contract records (the graphs normalise them; PyTorch gets them normalised), else N(0, 1); ``warmup`` runs, then ``runs``
 timed runs at batch 1 (latency p50/p90) and ``max(10, runs // 5)`` timed runs at ``batch`` (throughput).
 Session creation is timed once. Memory is the growth of the process's resident set (/proc/self/statm, RSS
 delta) across session creation + one batch run -- native allocations included, which tracemalloc would
@@ -55,6 +56,7 @@ class BenchResult:
     cpu_count: int
     memory: str = MEMORY_METHOD
     skipped: dict[str, str] = field(default_factory=dict)  # variant -> why it does not apply
+    inputs: str = "N(0, 1)"  # what the graphs are fed (the data contract's raw range when recorded)
 
     def row(self, variant: str) -> Row | None:
         return next((r for r in self.rows if r.variant == variant), None)
@@ -207,33 +209,54 @@ def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, 
         rows.append(row)
         outs.append(out)
 
+    def inputs(shape, record, takes):
+        """(x1, xb, what the ONNX graphs get, what PyTorch gets): uniform over the recorded raw range, else N(0, 1)."""
+        if takes == "raw" and record.range is not None:
+            lo, hi = record.range
+            x1, xb = ((lo + (hi - lo) * rs.random((n, *shape))).astype(np.float32) for n in (1, batch))
+            what = f"uniform in [{lo:g}, {hi:g}], the raw range of {record.dataset}, normalised in the graphs"
+        else:
+            x1, xb = (rs.standard_normal((n, *shape), dtype=np.float32) for n in (1, batch))
+            what = "N(0, 1)" + (f", normalised in the graphs as {record.dataset}" if takes == "raw" else "")
+        return x1, xb, what
+
     if onnx_bytes is not None:
         import onnx
 
-        shape = _onnx_input_shape(onnx.load_from_string(onnx_bytes))
-        x1, xb = (rs.standard_normal((n, *shape), dtype=np.float32) for n in (1, batch))
+        from connpack.exporters.onnx_input import read_contract
+
+        proto = onnx.load_from_string(onnx_bytes)
+        x1, xb, what = inputs(_onnx_input_shape(proto), *read_contract(proto, str(path)))
         add(_ort_row("onnx", onnx_bytes, x1, xb, threads, runs, warmup, note=path.name))
     else:
         from connpack.exporters import compact, onnx_dense, onnx_selfdecoding, onnx_sparse
+        from connpack.exporters.onnx_input import choose, finish
 
-        shape = desc.spec.model.in_shape
-        x1, xb = (rs.standard_normal((n, *shape), dtype=np.float32) for n in (1, batch))
-        add(_torch_row(desc, x1, xb, threads, runs, warmup))
-        dense = onnx_dense.to_onnx(desc)
+        takes = choose(desc.data, None)  # the graphs as `connpack unpack` writes them
+        x1, xb, what = inputs(desc.spec.model.in_shape, desc.data, takes)
+        if takes == "raw":  # PyTorch gets the same inputs, normalised as the graphs do it (float32)
+            mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (desc.data.mean, desc.data.std))
+            t1, tb = (x1 - mean) / std, (xb - mean) / std
+        else:
+            t1, tb = x1, xb
+        add(_torch_row(desc, t1, tb, threads, runs, warmup))
+        plain = onnx_dense.to_onnx(desc)
+        coo = finish(onnx_sparse.sparsify(plain), desc, takes)  # a copy, before plain is finished in place
+        dense = finish(plain, desc, takes)
         add(_ort_row("dense", dense.SerializeToString(), x1, xb, threads, runs, warmup, "torch.onnx export"))
-        coo = onnx_sparse.sparsify(dense)
         n_coo = sum(1 for n in coo.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
         add(_ort_row("sparse-init", coo.SerializeToString(), x1, xb, threads, runs, warmup,
                      f"{n_coo} tensors as COO (densified at load)"))
         try:
             proto, info = compact.compact_onnx(desc)
+            proto = finish(proto, desc, takes)
             add(_ort_row("compact", proto.SerializeToString(), x1, xb, threads, runs, warmup,
                          f"{info.units_removed:.1%} hidden units removed; effective sparsity "
                          f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})"))
         except SpecError as e:
             skipped["compact"] = str(e)
         try:
-            proto = onnx_selfdecoding.to_onnx(desc)
+            proto = finish(onnx_selfdecoding.to_onnx(desc), desc, takes)
             add(_ort_row("self-decoding", proto.SerializeToString(), x1, xb, threads, runs, warmup,
                          "decoded at session creation"))
         except SpecError as e:
@@ -242,4 +265,5 @@ def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, 
     for row, out in zip(rows, outs):
         row.max_abs_diff = float(np.abs(out - ref).max())
         row.argmax_agree = float((out.argmax(1) == ref.argmax(1)).mean())
-    return BenchResult(str(path), rows, threads, batch, runs, warmup, os.cpu_count() or 0, skipped=skipped)
+    return BenchResult(str(path), rows, threads, batch, runs, warmup, os.cpu_count() or 0, skipped=skipped,
+                       inputs=what)

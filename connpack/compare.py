@@ -108,6 +108,8 @@ class Comparison:
     accuracy: list[float] = field(default_factory=list)       # per network (when predictions were run)
     agreement: dict[tuple[int, int], float] = field(default_factory=dict)
     ensemble_accuracy: float | None = None
+    dataset: str | None = None                                # the dataset the predictions were run on
+    notes: list[str] = field(default_factory=list)            # "X was trained on A; evaluating on B as asked"
 
     def to_dict(self) -> dict:
         key = lambda p: f"{self.names[p[0]]}|{self.names[p[1]]}"  # noqa: E731
@@ -115,25 +117,41 @@ class Comparison:
                 "jaccard": {key(p): v for p, v in self.jaccard.items()},
                 "hamming": {key(p): v for p, v in self.hamming.items()},
                 "accuracy": self.accuracy, "agreement": {key(p): v for p, v in self.agreement.items()},
-                "ensemble_accuracy": self.ensemble_accuracy}
+                "ensemble_accuracy": self.ensemble_accuracy, "dataset": self.dataset, "notes": self.notes}
 
 
-def predictions(descs: list[Description], dataset: str | None = None, data_dir: Path | None = None,
+def dataset_of(descs: list[Description], names: list[str], dataset: str | None = None) -> tuple[str, list[str]]:
+    """(the dataset to run the networks on, notes): the one they record, or ``dataset`` when asked (a note for
+    each network trained on another one). Networks recording different datasets, or none, need ``dataset``."""
+    from connpack.contract import dataset_for
+
+    if dataset is None:
+        recorded = {d.data.dataset if d.data else None for d in descs}
+        if len(recorded) > 1:
+            listed = ", ".join(f"{n}: {d.data.dataset if d.data else 'not recorded'}" for n, d in zip(names, descs))
+            raise SpecError(f"the networks do not record one dataset ({listed}): give --dataset NAME")
+    picks = [dataset_for(d.data, dataset, n) for d, n in zip(descs, names)]
+    return picks[0][0], [note for _, note in picks if note]
+
+
+def predictions(descs: list[Description], dataset: str, data_dir: Path | None = None,
                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(softmax outputs of shape (networks, examples, classes), labels) on the test split."""
+    """(softmax outputs of shape (networks, examples, classes), labels) on the test split of ``dataset``; each
+    network gets the raw images normalised as its data contract says (no record: the dataset's own way)."""
     import torch
 
     from connpack import data
     from connpack.exporters.module import to_module
 
     shape = tuple(descs[0].spec.model.in_shape)
-    dataset = dataset or {(1, 28, 28): "mnist", (3, 32, 32): "cifar10"}.get(shape, "mnist")
-    x, y = data.load(dataset, "test", data_dir, limit=limit)
-    if tuple(x.shape[1:]) != shape:
-        raise SpecError(f"networks take inputs {shape}, dataset '{dataset}' has {tuple(x.shape[1:])}")
+    raw, y = data.load(dataset, "test", data_dir, limit=limit, raw=True)
+    if tuple(raw.shape[1:]) != shape:
+        raise SpecError(f"networks take inputs {shape}, dataset '{dataset}' has {tuple(raw.shape[1:])}")
     probs = []
     with torch.no_grad():
         for d in descs:
+            stats = d.data or data.info(dataset)
+            x = data.normalise(raw, stats.mean, stats.std)
             model = to_module(d)
             probs.append(torch.cat([model(x[i:i + 1000]).softmax(1) for i in range(0, len(x), 1000)]).numpy())
     return np.stack(probs), y.numpy()
@@ -153,7 +171,8 @@ def compare(descs: list[Description], names: list[str], *, predict: bool = True,
                      jaccard={(i, j): [jaccard_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs},
                      hamming={(i, j): [hamming_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs})
     if predict:
-        probs, y = predictions(descs, dataset, data_dir, limit)
+        res.dataset, res.notes = dataset_of(descs, names, dataset)
+        probs, y = predictions(descs, res.dataset, data_dir, limit)
         labels = probs.argmax(2)
         res.accuracy = [float((lab == y).mean()) for lab in labels]
         res.agreement = {(i, j): float((labels[i] == labels[j]).mean()) for i, j in pairs}

@@ -1,4 +1,10 @@
-"""Accuracy of an exported network, run by onnxruntime on a dataset split."""
+"""Accuracy of an exported network, run by onnxruntime on a dataset split.
+
+The dataset is the one the network records (its data contract: the .cpk's ``data``, the graph's
+metadata_props), or the one asked for (then ``EvalResult.note`` names both); never guessed. The graph is fed
+what it takes: raw input when it normalises itself, else the input normalised by the recorded mean/std (a
+graph with no record: by the asked dataset's own mean/std, as connpack trained it).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +23,8 @@ class EvalResult:
     dataset: str
     examples: int
     correct: int
+    trained_on: str | None = None  # the recorded dataset (None: not recorded)
+    note: str | None = None        # "trained on X; evaluating on Y as asked" when they differ
 
     @property
     def accuracy(self) -> float:
@@ -28,21 +36,16 @@ def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.Model
     path = Path(path)
     regular_file(path)
     if path.suffix == ".cpk":
-        from connpack.exporters import onnx_dense
+        from connpack import exporters
         from connpack.packing import unpack
 
-        return onnx_dense.to_onnx(unpack(path, **({"max_weights": max_weights} if max_weights else {})))
+        return exporters.to_onnx(unpack(path, **({"max_weights": max_weights} if max_weights else {})), "dense")
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as e:
         raise InputFileError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return proto
-
-
-def default_dataset(proto: onnx.ModelProto) -> str:
-    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
-    return {(1, 28, 28): "mnist", (3, 32, 32): "cifar10"}.get(tuple(dims), "mnist")
 
 
 def session(proto: onnx.ModelProto, threads: int | None = None):
@@ -55,17 +58,26 @@ def session(proto: onnx.ModelProto, threads: int | None = None):
 
 
 def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path | None = None,
-             limit: int | None = None, batch: int = 1000) -> EvalResult:
-    dataset = dataset or default_dataset(proto)
-    x, y = data.load(dataset, "test", data_dir, limit=limit)
+             limit: int | None = None, batch: int = 1000, what: str = "the network") -> EvalResult:
+    """Accuracy of ``proto`` on the test split of its recorded dataset, or of ``dataset`` when asked."""
+    from connpack.contract import dataset_for
+    from connpack.exporters.onnx_input import read_contract
+
+    record, takes = read_contract(proto, what)
+    name, note = dataset_for(record, dataset, what)
+    x, y = data.load(name, "test", data_dir, limit=limit, raw=True)
+    if takes == "normalised":
+        stats = record or data.info(name)  # no record: the dataset's own statistics, as connpack trains
+        x = data.normalise(x, stats.mean, stats.std)
     want = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
     if want and tuple(want) != tuple(x.shape[1:]):
-        raise SpecError(f"model input {tuple(want)} does not fit dataset '{dataset}' images {tuple(x.shape[1:])}")
+        raise SpecError(f"{note + ', but ' if note else ''}model input {tuple(want)} does not fit dataset '{name}' "
+                        f"images {tuple(x.shape[1:])}")
     sess = session(proto)
-    name = sess.get_inputs()[0].name
+    input_name = sess.get_inputs()[0].name
     xs, ys = x.numpy(), y.numpy()
     correct = 0
     for i in range(0, len(xs), batch):
-        out = sess.run(None, {name: xs[i:i + batch]})[0]
+        out = sess.run(None, {input_name: xs[i:i + batch]})[0]
         correct += int((np.argmax(out, axis=1) == ys[i:i + batch]).sum())
-    return EvalResult(dataset, len(xs), correct)
+    return EvalResult(name, len(xs), correct, None if record is None else record.dataset, note)

@@ -159,3 +159,135 @@ def test_old_file_reads_identically_with_unknown_shown(runner, tmp_path):
     got = json.loads(run_cli(runner, "report", VECTORS / "net_data.cpk", "--json").stdout)["data"]
     assert got["dataset"] == "fashion-mnist" and got["classes"][0] == "T-shirt/top"
     assert np.array_equal(unpack(VECTORS / "net_data.cpk").state_dict()["fc1.weight"], desc.state_dict()["fc1.weight"])
+
+
+# ------------------------------------------------------------------------------------------- ONNX
+KINDS = ("dense", "compact", "sparse-init", "sparse", "self-decoding")
+SKEWED = DataContract("synthetic-mnist", (0.5,), (2.0,), (0.0, 1.0), tuple("abcdefghij"))  # not the identity
+
+
+@pytest.fixture(scope="module")
+def net28(tmp_path_factory) -> Path:
+    """A small flip network on 1x28x28 inputs (synthetic-mnist's), recording a normalisation that is not the
+    identity, packed."""
+    from connpack.description import TensorCode
+    from connpack.specs import ModelSpec, NetworkSpec, RngSpec
+
+    spec = NetworkSpec(model=ModelSpec(arch="lenet300", in_shape=(1, 28, 28), width=0.05), rng=RngSpec(seed=3))
+    g = np.random.default_rng(0)
+    shapes = {"fc1.weight": (15, 784), "fc2.weight": (5, 15), "fc3.weight": (10, 5)}
+    tensors = {n: TensorCode("flip", s, bits=g.random(s) < 0.2) for n, s in shapes.items()}
+    path = tmp_path_factory.mktemp("net28") / "net.cpk"
+    pack(Description(spec, tensors, data=SKEWED), path)
+    return path
+
+
+def _run(proto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_onnx_kind_takes_raw_input_and_carries_the_contract(net28, kind):
+    from connpack import exporters
+    from connpack.exporters.module import to_module
+    from connpack.exporters.onnx_input import read_contract
+
+    desc = unpack(net28)
+    x = np.random.default_rng(1).random((16, 1, 28, 28)).astype(np.float32)  # raw pixels in [0, 1]
+    xn = data.normalise(torch.from_numpy(x), SKEWED.mean, SKEWED.std)
+    with torch.no_grad():
+        want = to_module(desc)(xn).numpy()
+    raw = exporters.to_onnx(desc, kind)  # raw input by default: the network records its contract
+    norm = exporters.to_onnx(desc, kind, "normalised")
+    got_raw, got_norm = _run(raw, x), _run(norm, xn.numpy())
+    assert np.array_equal(got_raw, got_norm)  # Sub/Div in the graph = the trainer's preprocessing, bit for bit
+    assert np.abs(got_raw - want).max() < 1e-5 and (got_raw.argmax(1) == want.argmax(1)).all()
+    assert [n.op_type for n in raw.graph.node[:2]] == ["Sub", "Div"]
+    assert not any(n.op_type == "Sub" and n.name.startswith("connpack") for n in norm.graph.node)
+    props = {p.key: p.value for p in raw.metadata_props}
+    assert props["input"] == "raw" and props["dataset"] == "synthetic-mnist" and props["seed"] == "3"
+    assert json.loads(props["classes"]) == list("abcdefghij") and json.loads(props["mean"]) == [0.5]
+    from connpack import __version__
+
+    assert props["connpack_version"] == __version__
+    assert read_contract(raw) == (SKEWED, "raw") and read_contract(norm) == (SKEWED, "normalised")
+
+
+def test_unpack_input_options(runner, net28, tmp_path):
+    r = run_cli(runner, "unpack", net28, "--onnx", tmp_path / "raw.onnx")
+    assert r.exit_code == 0 and "synthetic-mnist; raw input in [0, 1], normalised by mean (0.5) std (2), in the graph" in r.stdout
+    r = run_cli(runner, "unpack", net28, "--onnx", tmp_path / "n.onnx", "--normalised-input")
+    assert r.exit_code == 0 and "normalised input" in r.stdout
+    old = VECTORS / "net_flip.cpk"  # no record: normalised input, said so; raw input refused
+    r = run_cli(runner, "unpack", old, "--onnx", tmp_path / "old.onnx")
+    assert r.exit_code == 0 and "no data record" in r.stdout
+    r = run_cli(runner, "unpack", old, "--onnx", tmp_path / "bad.onnx", "--raw-input")
+    _one_line_error(r, 2)
+    assert "normalisation of its input is unknown" in r.stderr and not (tmp_path / "bad.onnx").exists()
+
+
+def test_eval_uses_the_record_and_never_guesses(runner, net28, tmp_path):
+    r = run_cli(runner, "eval", net28, "--json")
+    assert r.exit_code == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["dataset"] == "synthetic-mnist" and res["trained_on"] == "synthetic-mnist" and res["note"] is None
+    for flag in ("--raw-input", "--normalised-input"):  # an .onnx: its metadata says how to feed it
+        run_cli(runner, "unpack", net28, "--onnx", tmp_path / f"{flag}.onnx", flag)
+        got = json.loads(run_cli(runner, "eval", tmp_path / f"{flag}.onnx", "--json").stdout)
+        assert got["correct"] == res["correct"] and got["dataset"] == "synthetic-mnist"
+    r = run_cli(runner, "eval", net28, "--dataset", "synthetic-cifar")  # asked: both names said, then refused
+    _one_line_error(r, 2)
+    assert "trained on synthetic-mnist; evaluating on synthetic-cifar as asked, but model input" in r.stderr
+    old = VECTORS / "net_flip.cpk"
+    r = run_cli(runner, "eval", old)
+    _one_line_error(r, 2)
+    assert "records no dataset" in r.stderr and "--dataset" in r.stderr
+    run_cli(runner, "unpack", old, "--onnx", tmp_path / "old.onnx")
+    _one_line_error(run_cli(runner, "eval", tmp_path / "old.onnx"), 2)
+
+
+def test_eval_on_another_dataset_says_so(net28):
+    from connpack.evaluate import evaluate, load_onnx
+
+    res = evaluate(load_onnx(net28), "synthetic-mnist", limit=50, what="net.cpk")
+    assert res.note is None and res.trained_on == "synthetic-mnist"
+    desc = unpack(net28)
+    other = Description(desc.spec, desc.tensors, data=replace(SKEWED, dataset="mnist"))
+    from connpack import exporters
+
+    res = evaluate(exporters.to_onnx(other), "synthetic-mnist", limit=50, what="fm.cpk")
+    assert res.note == "fm.cpk was trained on mnist; evaluating on synthetic-mnist as asked"
+
+
+def test_compare_uses_the_record(runner, net28, tmp_path):
+    from connpack import compare
+
+    desc = unpack(net28)
+    res = compare.compare([desc, desc], ["a", "b"], limit=40)
+    assert res.dataset == "synthetic-mnist" and res.notes == [] and res.agreement[(0, 1)] == 1.0
+    legacy = Description(desc.spec, desc.tensors)
+    with pytest.raises(SpecError, match="do not record one dataset"):
+        compare.compare([desc, legacy], ["a", "old"], limit=40)
+    res = compare.compare([desc, legacy], ["a", "old"], dataset="synthetic-mnist", limit=40)
+    assert res.notes == ["old records no dataset; evaluating on synthetic-mnist as asked"]
+    # the recorded normalisation is applied: the legacy copy (dataset's own, identity) predicts differently
+    x, _ = data.load("synthetic-mnist", "test", limit=40, raw=True)
+    probs, _ = compare.predictions([desc], "synthetic-mnist", limit=40)
+    from connpack.exporters.module import to_module
+
+    with torch.no_grad():
+        want = to_module(desc)(data.normalise(x, SKEWED.mean, SKEWED.std)).softmax(1).numpy()
+    assert np.allclose(probs[0], want, atol=1e-6)
+    r = run_cli(runner, "compare", net28, VECTORS / "net_data.cpk", "--no-predict")
+    assert r.exit_code != 0 or "sparsity" in r.stdout  # (different architectures are refused; no guess either way)
+
+
+def test_bench_feeds_the_recorded_raw_range(net28):
+    from connpack.bench import bench
+
+    res = bench(net28, runs=2, batch=4, warmup=0)
+    assert "uniform in [0, 1], the raw range of synthetic-mnist" in res.inputs
+    assert all(r.max_abs_diff < 1e-5 and r.argmax_agree == 1.0 for r in res.rows)

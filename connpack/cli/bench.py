@@ -38,7 +38,7 @@ def render(res: BenchResult) -> None:
         console.print(f"{safe(variant)}: not applicable: {safe(why)}")
     console.print(f"load: session creation, s; RSS: MB; p50/p90: latency at batch 1, ms; img/s: throughput at batch "
                   f"{res.batch}; ×b1 / ×b{res.batch}: speed vs onnxruntime dense (p50 / img/s); max|Δ|: vs the first "
-                  f"row at batch {res.batch}. Memory: {res.memory}.")
+                  f"row at batch {res.batch}. Memory: {res.memory}. Inputs: {res.inputs}.")
 
 
 @errors

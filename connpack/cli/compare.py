@@ -41,7 +41,8 @@ def plot(res: cmp.Comparison, path: Path) -> None:
 def command(
     models: Annotated[list[Path], typer.Argument(help="two or more .cpk or model.pt files of one architecture")],
     predict: Annotated[bool, typer.Option(help="also run the networks: agreement and ensemble accuracy")] = True,
-    dataset: Annotated[Optional[str], typer.Option(help="dataset (default: from the input shape)")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="dataset for the predictions (default: the one the networks "
+                                                   "record; networks without a record need it)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="use only the first N test examples")] = None,
     plot_path: Annotated[Optional[Path], typer.Option("--plot", help="write per-layer Jaccard curves (PNG)")] = None,
     data_dir: DataDir = None,
@@ -62,6 +63,10 @@ def command(
     if as_json:
         console.print_json(json.dumps(res.to_dict()))
         return
+    for note in res.notes:
+        console.print(shown(note), markup=False, soft_wrap=True)
+    if res.dataset:
+        console.print(shown(f"predictions on the {res.dataset} test split"), markup=False)
     for i, name in enumerate(names):
         eff = "n/a" if res.effective[i] is None else f"{res.effective[i]:.2%}"
         acc = f"  accuracy {res.accuracy[i]:.2%}" if res.accuracy else ""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from connpack import atomic
+from connpack import atomic, exporters
 from connpack.cli.common import DataDir, console, errors, safe
 from connpack.cli.progress import training_progress
 from connpack.cli.report import render
@@ -45,8 +45,9 @@ def command(
     size = pack(desc, model_cpk)
     console.print(f"wrote {safe(model_cpk)}  ({size:,} bytes)")
     console.rule("3/5 unpack --onnx")
-    onnx_size = onnx_dense.export(unpack(model_cpk), model_onnx)
-    console.print(f"wrote {safe(model_onnx)}  ({onnx_size:,} bytes, dense ONNX, weights regenerated and hash-checked)")
+    onnx_size = atomic.write_bytes(model_onnx, exporters.to_onnx(unpack(model_cpk), "dense").SerializeToString())
+    console.print(f"wrote {safe(model_onnx)}  ({onnx_size:,} bytes, dense ONNX normalising its raw input itself, "
+                  "weights regenerated and hash-checked)")
     console.rule("4/5 eval (onnxruntime)")
     res = evaluate(load_onnx(model_onnx), dataset, data_dir)
     console.print(f"accuracy {res.accuracy:.2%} on {res.examples:,} test images "

@@ -21,6 +21,11 @@ def command(
                                       "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
                                       "(weights regenerated and masked in-graph: near the .cpk's size; mask/flip/ternary networks)")]
     = "dense",
+    raw_input: Annotated[Optional[bool], typer.Option("--raw-input/--normalised-input", help="the ONNX graph takes "
+                                                      "raw input (pixels in [0, 1]) and normalises it itself, as the "
+                                                      ".cpk's data record says (default when it has one), or takes the "
+                                                      "input as the network saw it in training (default without a "
+                                                      "record)")] = None,
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
@@ -37,8 +42,16 @@ def command(
         desc = unpack(model, max_weights=max_weights)
         done = []
         if onnx is not None:
-            size = tmps[0].write_bytes(exporters.to_onnx(desc, kind).SerializeToString())
-            done.append(f"wrote {safe(onnx)}  ({size:,} bytes, {kind} ONNX)")
+            from connpack.exporters.onnx_input import choose
+
+            which = choose(desc.data, None if raw_input is None else ("raw" if raw_input else "normalised"))
+            size = tmps[0].write_bytes(exporters.to_onnx(desc, kind, which).SerializeToString())
+            if which == "raw":
+                what = f"{desc.data.describe()}, in the graph"
+            else:
+                what = "normalised input" + ("" if desc.data else " (no data record in the .cpk: its normalisation "
+                                                                  "is unknown; pack --dataset records it)")
+            done.append(f"wrote {safe(onnx)}  ({size:,} bytes, {kind} ONNX, {safe(what)})")
         if pt is not None:
             from connpack import ptfile
             from connpack.exporters.module import state_dict
@@ -47,4 +60,4 @@ def command(
             ptfile.save(sd, tmps[-1])
             done.append(f"wrote {safe(pt)}  ({len(sd)} tensors)")
     for line in done:
-        console.print(line)
+        console.print(line, soft_wrap=True)

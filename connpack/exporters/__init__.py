@@ -1,6 +1,8 @@
 """Exporters: a Description -> a plain torch module / state_dict (``module``), or an ONNX graph.
 
-ONNX kinds (``to_onnx(desc, kind)``; ``connpack unpack --kind``, ``connpack.export_onnx(kind=...)``):
+ONNX kinds (``to_onnx(desc, kind, input)``; ``connpack unpack --kind``, ``connpack.export_onnx(kind=...)``),
+all with the same input end (onnx_input: raw input normalised in the graph, the data contract in
+metadata_props):
 
     dense          the materialised network (onnx_dense, through torch.onnx)            any network
     compact        dead units/channels removed, identical outputs (compact)           sequential networks
@@ -23,9 +25,17 @@ KINDS = {
 }
 
 
-def to_onnx(desc, kind: str = "dense"):
-    """The ONNX graph (onnx.ModelProto) of ``desc`` of the given kind."""
+def to_onnx(desc, kind: str = "dense", input: str | None = None):
+    """The ONNX graph (onnx.ModelProto) of ``desc`` of the given kind.
+
+    input: "raw" (the graph normalises its input itself, as the data contract records; the default when
+    ``desc`` has one) or "normalised" (the input as the network saw it in training; the default otherwise).
+    Every kind gets the same input handling and metadata_props (onnx_input.finish).
+    """
     if kind not in KINDS:
         raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(KINDS)})")
+    from connpack.exporters import onnx_input
+
+    onnx_input.choose(desc.data, input)  # refuse a bad choice before the (possibly long) export
     module_name, make = KINDS[kind]
-    return make(importlib.import_module(f"connpack.exporters.{module_name}"), desc)
+    return onnx_input.finish(make(importlib.import_module(f"connpack.exporters.{module_name}"), desc), desc, input)
