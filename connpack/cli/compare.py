@@ -75,9 +75,12 @@ def command(
     for (i, j), jac in res.jaccard.items():
         agree = f"  (predictions agree on {res.agreement[(i, j)]:.2%})" if res.agreement else ""
         console.print(f"\n[{i}] vs [{j}]{agree}")
-        console.print(f"  {'layer':<{width}}  jaccard  hamming")
+        console.print(f"  {'layer':<{width}}  Jaccard dist.  Hamming dist.")
         for layer, a, b in zip(res.layers, jac, res.hamming[(i, j)]):
-            console.print(f"  {shown(layer):<{width}}  {a:7.4f}  {b:7.4f}", markup=False)
+            console.print(f"  {shown(layer):<{width}}  {a:13.4f}  {b:13.4f}", markup=False)
+    if res.jaccard:
+        console.print("Jaccard dist.: 1 - |A∩B|/|A∪B| of the kept sets (0 = the same mask, 1 = nothing kept in "
+                      "common); Hamming dist.: fraction of positions whose bit differs", style="dim", markup=False)
     if res.ensemble_accuracy is not None:
         console.print(f"\naveraged-prediction ensemble of {len(names)}: accuracy {res.ensemble_accuracy:.2%}")
     if plot_path is not None:

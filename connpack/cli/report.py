@@ -29,11 +29,18 @@ def data_line(rep: Report) -> str:
     return f"data: {d['dataset']} — input {shape}, {raw}, mean ({nums(d['mean'])}) std ({nums(d['std'])}); {classes}"
 
 
+COLUMNS = ("tensor", "kind", "n weights", "ones %", "codec", "bits", "bits/w ↓", "bound (bits)", "÷ bound ↓")
+LEGEND = ("ones %: fraction of 1 bits (kept for masks, flipped for flip bits); bits/w: coded bits per weight; "
+          "bound: order-0 entropy n·H(p) of the bit section; ÷ bound: coded / bound (1.000 = at the bound, "
+          "below 1 = structure beyond order 0 exploited); ↓ lower is better")
+REL_ERR = "; rel. err: estimated relative error of the stored values"
+
+
 def render(rep: Report) -> None:
     method = safe(rep.method) if rep.k is None else f"{safe(rep.method)}, k = {rep.k:g} kept"
     t = Table(title=f"{safe(rep.path)} — {safe(rep.arch)}, {method}", title_justify="left")
     dist = any(r.distortion is not None for r in rep.rows)  # values: estimated relative error of the stored values
-    for col in ("tensor", "kind", "n", "ones", "codec", "bits", "bits/w", "bound", "÷bound") + (("rel. err",) if dist else ()):
+    for col in COLUMNS + (("rel. err",) if dist else ()):
         t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
                      no_wrap=True, overflow="fold" if col == "tensor" else "ellipsis")
     for r in rep.rows:
@@ -43,12 +50,13 @@ def render(rep: Report) -> None:
                   "" if r.ratio_to_bound is None else f"{r.ratio_to_bound:.3f}",
                   *(("" if r.distortion is None else f"{r.distortion:.2e}",) if dist else ()))
     console.print(t)
+    console.print(LEGEND + (REL_ERR if dist else ""), markup=False, style="dim")
     console.print(shown(data_line(rep)), markup=False, soft_wrap=True)  # names from the file: escaped
     d = rep.to_dict()
     tot = Table(title="totals", title_justify="left")
     tot.add_column("what")
     tot.add_column("bytes", justify="right")
-    tot.add_column("× .cpk", justify="right")
+    tot.add_column("× .cpk ↑", justify="right")
     tot.add_row(".cpk file", f"{rep.file_bytes:,}", "1.00")
     tot.add_row("  header", f"{rep.header_bytes:,}", f"{rep.header_bytes / rep.file_bytes:.1%} of file")
     tot.add_row("  order-0 bound + header", f"{rep.bound_bits / 8 + rep.header_bytes:,.0f}",
@@ -58,6 +66,8 @@ def render(rep: Report) -> None:
     tot.add_row(f"zstd-19 of float32{est}", f"{rep.zstd19_bytes:,}", f"{d['ratio_zstd19']:.1f}")
     tot.add_row("torch.save state_dict", f"{rep.torch_save_bytes:,}", f"{d['ratio_torch_save']:.1f}")
     console.print(tot)
+    console.print("× .cpk: how many times larger than the .cpk file each representation is (higher: the .cpk "
+                  "saves more)", markup=False, style="dim")
     console.print(f"{d['bits_per_weight']:.4f} bits per weight over {rep.weights:,} weights "
                   "(bound: order-0 entropy n·H(p) of each bit section)")
 
@@ -67,20 +77,31 @@ def command(
     model: Annotated[Path, typer.Argument(help="a .cpk file")],
     as_json: JsonFlag = False,
     plot_png: Annotated[Optional[Path], typer.Option("--plot", help="also draw bits per weight per tensor beside "
-                                                     "the order-0 bound into this PNG (needs connpack[plot])")] = None,
+                                                     "the order-0 bound into this PNG, and the masks (density per "
+                                                     "output unit; the first layer's per input pixel) into "
+                                                     "<stem>.masks.png (needs connpack[plot])")] = None,
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Bits per tensor against the order-0 bound n·H(p); totals against float32, zstd-19 and torch.save."""
     from connpack.reporting import plot, report
 
+    masks_png = None if plot_png is None else plot_png.with_name(f"{plot_png.stem}.masks.png")
     regular_file(model)
-    check_outputs([model], [plot_png])
+    check_outputs([model], [plot_png, masks_png])
     rep = report(model, max_weights=max_weights)
+    drawn = []
     if plot_png is not None:
+        from connpack import compare, maskplot
+
         plot(rep, plot_png)
+        drawn.append(plot_png)
+        desc = compare.load(model, max_weights=max_weights)
+        if any(c.kind in maskplot.BIT_KINDS for c in desc.tensors.values()):  # a dense network has no masks
+            maskplot.masks_figure(desc, masks_png, title=f"{model.name}: {rep.arch}, {rep.method}")
+            drawn.append(masks_png)
     if as_json:
         console.print_json(json.dumps(rep.to_dict()))
     else:
         render(rep)
-        if plot_png is not None:
-            console.print(f"wrote {safe(plot_png)}")
+        for path in drawn:
+            console.print(f"wrote {safe(path)}")

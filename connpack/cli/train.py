@@ -112,3 +112,19 @@ def _pruned(cfg: TrainConfig, out: Path, checkpoint: Path, resume: bool, progres
             kept = sum(int(m.sum()) for m in res.masks[it].values())
             total = sum(m.size for m in res.masks[it].values())
             console.print(f"iteration {it:2d}: sparsity {1 - kept / total:7.2%}   test accuracy {a:.2%}")
+        _iterations_png(res.masks, out.with_name(f"{out.stem}.iterations.png"), cfg)
+
+
+def _iterations_png(masks, path: Path, cfg: TrainConfig) -> None:
+    """IMP: each layer's density and Jaccard distance to the previous iteration, as a PNG (needs matplotlib)."""
+    from connpack import maskplot
+    from connpack.errors import SpecError
+
+    if len(masks) < 2:
+        return
+    try:
+        maskplot.iterations_figure(masks, path, title=f"IMP {cfg.arch}, {cfg.technique}, {cfg.fraction:g} per iteration")
+    except SpecError as e:  # matplotlib missing: the run's outputs are written; say so and go on
+        console.print(f"no {safe(path)}: {e}", markup=False)
+        return
+    console.print(f"wrote {safe(path)}")
