@@ -76,7 +76,8 @@ def main() -> int:
             for mode in ("warm", "cold"):
                 r = subprocess.run([sys.executable, "-c", PROBE, str(path), mode, how], capture_output=True,
                                    text=True, cwd=ROOT, timeout=600)
-                res[mode] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-300:]}
+                ok = r.returncode == 0
+                res[mode] = json.loads(r.stdout.strip().splitlines()[-1]) if ok else {"error": r.stderr[-300:]}
             rows.append((name, path.stat().st_size, how, res))
     print(f"{'file':48} {'bytes':>5}  {'outcome':38} {'s (torch loaded)':>16} {'MB':>6}   {'s (cold)':>8} {'MB':>6}")
     worst = 0.0, 0.0
