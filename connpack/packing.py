@@ -586,7 +586,8 @@ def from_container(c: formats.Container) -> Description:
 def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """(connectivity weight names in tensor-index order, {state_dict key: shape}) of ``spec``'s architecture.
 
-    Built on PyTorch's meta device: no memory, no weights, a few milliseconds for small networks; the
+    connpack's own architectures come from their table (connpack.architectures, no torch: a file is refused
+    without importing it); the others are built on PyTorch's meta device (no memory, no weights). The
     architecture depends only on ``spec.model``, so the last few are remembered.
     """
     names, shapes = _model_shapes(spec.model)
@@ -595,6 +596,13 @@ def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[i
 
 @functools.lru_cache(maxsize=32)
 def _model_shapes(model_spec: ModelSpec) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[int, ...]], ...]]:
+    from connpack import architectures
+
+    return architectures.shapes(model_spec) or torch_model_shapes(model_spec)
+
+
+def torch_model_shapes(model_spec: ModelSpec) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[int, ...]], ...]]:
+    """The architecture's names and shapes from its torch module, built on the meta device."""
     import torch
 
     from connpack import models

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from connpack import formats, packing, rng
+from connpack import architectures, formats, packing, rng
 from connpack.errors import (BadMagicError, ChecksumError, DecodedLengthError, FormatError, HeaderTooLargeError,
                              InvalidHeaderError, NonContiguousError, ShapeMismatchError, SizeOverflowError,
                              TooSmallError, UnknownCodecError, UnknownFieldError, UnsupportedVersionError,
@@ -473,10 +473,43 @@ def test_architecture_table_in_the_spec_is_the_code(case):
     arch, C, Hh, Ww, K, width, bias, bn = case
     spec = NetworkSpec(model=ModelSpec(arch=arch, in_shape=(C, Hh, Ww), num_classes=K, width=width, bias=bias,
                                        batchnorm=bn))
-    names, shapes = packing.architecture_shapes(spec)
-    conn, sd = _table_shapes(*case)
-    assert names == conn
-    assert list(shapes.items()) == list(sd.items())
+    names, shapes = packing.torch_model_shapes(spec.model)  # the torch modules
+    conn, sd = _table_shapes(*case)  # cpk.md 7.8, written here from the text
+    assert list(names) == conn
+    assert list(shapes) == list(sd.items())
+    assert architectures.shapes(spec.model) == (names, shapes)  # the reader's torch-free table
+
+
+@pytest.mark.parametrize("arch,in_shape", [("conv6", (3, 7, 7)), ("lenet5", (1, 12, 3)), ("vgg11", (3, 16, 16)),
+                                           ("conv8", (1, 16, 1))])
+def test_architecture_table_refuses_what_the_models_refuse(arch, in_shape):
+    from connpack.errors import SpecError
+    from connpack.specs import ModelSpec
+
+    m = ModelSpec(arch=arch, in_shape=in_shape)
+    with pytest.raises(SpecError) as a:
+        packing.torch_model_shapes(m)
+    with pytest.raises(SpecError) as b:
+        architectures.shapes(m)
+    assert str(a.value) == str(b.value)
+
+
+def test_every_own_architecture_is_in_the_table():
+    from connpack import models
+
+    own = {n for n in models.names() if not n.startswith("torchvision:")}
+    assert own == set(architectures.TABLE)
+
+
+def test_a_cpk_is_refused_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
+            "import WeightHashError\ntry:\n    packing.decode(H.mask_network(0.01)).state_dict()\n"
+            "except WeightHashError:\n    print('refused', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "refused False", r.stdout + r.stderr
 
 
 # --------------------------------------------------------------------------- structure-aware fuzzing (small)
