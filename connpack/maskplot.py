@@ -69,12 +69,14 @@ def masks_figure(desc: Description, path: str | Path, title: str = "") -> int:
     cols = 2 if image is not None else 1
     fig, axes = plt.subplots(1, cols, figsize=(5.2 * cols, 3.8), dpi=120, squeeze=False)
     ax = axes[0, 0]
+    top = 0.0
     for name, _, bits in layers:
         d = np.sort(unit_density(bits))[::-1]
+        top = max(top, float(d[0]))
         ax.plot(np.linspace(0, 1, len(d)), d, label=f"{name} ({bits.shape[0]} units, {bits.mean():.1%})")
     ax.set_xlabel("output units, sorted (fraction of the layer)")
     ax.set_ylabel(f"fraction of incoming weights {what}")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, min(1.0, 1.15 * top) or 1.0)
     ax.set_title(f"density per output unit ({what})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
