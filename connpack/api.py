@@ -105,9 +105,10 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
 
 def pack_values(model_or_path, out: PathLike, *, arch=None, values: str = "float32", codec: str = "auto",
                 in_shape=None, dataset=None, mean=None, std=None, max_error=None, error_on: str = "outputs",
-                max_accuracy_drop=None, data_dir=None):
+                max_accuracy_drop=None, data_dir=None, progress=None):
     """``pack``, returning (file size, connpack.targets.Choice or None): the steps chosen for a target and
-    the error or accuracy they reach (None for a plain value type)."""
+    the error or accuracy they reach (None for a plain value type). ``progress``: per tensor coded
+    (connpack.packing.pack)."""
     from connpack import targets
     from connpack import values as vq
     from connpack.packing import pack as pack_description
@@ -120,7 +121,7 @@ def pack_values(model_or_path, out: PathLike, *, arch=None, values: str = "float
     elif max_error is not None:
         choice = targets.max_error(desc, float(max_error), error_on)
     stored = choice.plan if choice else (vq.plan_bits(vq.kept_tensors(desc), bits) if kind == "q" else values)
-    return pack_description(desc, out, codec=codec, values=stored), choice
+    return pack_description(desc, out, codec=codec, values=stored, progress=progress), choice
 
 
 def load_description(path: PathLike, *, max_weights: int | None = None) -> Description:

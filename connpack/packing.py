@@ -641,18 +641,22 @@ def check_architecture(desc: Description) -> None:
                                      f"'{desc.spec.model.arch}' expects {shape}")
 
 
-def pack(desc: Description, path: str | Path, codec: str = "auto", values="float32") -> int:
+def pack(desc: Description, path: str | Path, codec: str = "auto", values="float32", progress=None) -> int:
     """Write ``desc`` as a .cpk file atomically; returns the file size in bytes. The same bytes as
     ``formats.write(path, to_container(desc, values, codec), codec)``, in bounded memory: tensor by tensor,
-    each section coded once and its arrays dropped before the next (only the coded payloads are kept)."""
+    each section coded once and its arrays dropped before the next (only the coded payloads are kept).
+    ``progress``: called with {"done": i, "total": n, "name": tensor} after each connectivity tensor."""
     meta = _meta(desc)
     meta_t = meta["t"]
     sections, pending = [], deque()
+    total = len(desc.tensors)
 
     def collect(fut) -> None:
         name, (entry, parts) = fut.result()
         meta_t[name] = entry
         sections.extend(parts.values())
+        if progress is not None:
+            progress({"done": len(meta_t), "total": total, "name": name})
 
     # two tensors in flight: the coders (zstd, numpy) release the GIL; the sections do not depend on each other
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="connpack-pack") as ex:

@@ -55,3 +55,16 @@ def test_train_summary_names_the_best_and_the_final_epoch():
             {"epoch": 3, "test_acc": 0.93, "seconds": 40.0, "images_per_s": 1500.0}]
     assert train_summary(rows) == ("best epoch 2: test 95.00%; final epoch 3: test 93.00%; time 1:40; "
                                    "1,500 images/s (training)")
+
+
+def test_pack_reports_each_tensor(tmp_path):
+    from connpack.compare import load
+    from connpack.packing import pack
+    from tests.test_maskplot import VECTORS
+
+    desc = load(VECTORS / "net_flip.cpk")
+    events: list[dict] = []
+    pack(desc, tmp_path / "m.cpk", progress=events.append)
+    assert [(e["done"], e["total"], e["name"]) for e in events] == [
+        (1, 3, "fc1.weight"), (2, 3, "fc2.weight"), (3, 3, "fc3.weight")]
+    assert (tmp_path / "m.cpk").read_bytes() == (VECTORS / "net_flip.cpk").read_bytes()  # same bytes

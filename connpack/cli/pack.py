@@ -51,13 +51,16 @@ def command(
             raise SpecError(f"--in-shape must be C,H,W integers, got '{in_shape}'") from None
     from connpack import api  # reads .pt files with torch: imported when the command runs
     from connpack import values as vq
+    from connpack.cli.progress import count_progress
 
     vq.check_options(values, max_error, error_on, max_accuracy_drop)  # refuse bad settings before any work
     shape = api.check_in_shape(shape)
     desc = api.with_data(api.describe(model, arch=arch, in_shape=shape), dataset, _numbers(mean, "--mean"),
                          _numbers(std, "--std"))
-    size, choice = api.pack_values(desc, target, values=values, codec=codec, max_error=max_error,
-                                   error_on=error_on, max_accuracy_drop=max_accuracy_drop, data_dir=data_dir)
+    with count_progress("[bold]coding tensors") as progress:
+        size, choice = api.pack_values(desc, target, values=values, codec=codec, max_error=max_error,
+                                       error_on=error_on, max_accuracy_drop=max_accuracy_drop, data_dir=data_dir,
+                                       progress=progress)
     if choice is not None:
         for name, quant in choice.plan.items():
             how = f"a = {quant.a:.4g} x generated weight + " if quant.a is not None else ""
