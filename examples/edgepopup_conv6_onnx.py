@@ -43,11 +43,11 @@ def main(argv=None) -> dict:
     size = connpack.pack(out / "model.pt", out / "model.cpk")
     onnx_size = connpack.export_onnx(out / "model.cpk", out / "model.onnx", kind=args.kind)
 
-    x, y = data.load(args.dataset, "test", args.data_dir)
-    with torch.no_grad():
-        reference = connpack.load(out / "model.cpk")(x).numpy()
+    raw, y = data.load(args.dataset, "test", args.data_dir, raw=True)  # the graph normalises raw input itself
+    with torch.no_grad():  # PyTorch gets the input normalised as the network records it
+        reference = connpack.load(out / "model.cpk")(data.normalise(raw, desc.data.mean, desc.data.std)).numpy()
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([sess.run(None, {"input": x[i:i + 500].numpy()})[0] for i in range(0, len(x), 500)])
+    logits = np.concatenate([sess.run(None, {"input": raw[i:i + 500].numpy()})[0] for i in range(0, len(raw), 500)])
     accuracy = float((logits.argmax(1) == y.numpy()).mean())
     agree = float((logits.argmax(1) == reference.argmax(1)).mean())
 
