@@ -124,7 +124,13 @@ def _ort_row(variant: str, data: bytes, x1, xb, threads: int, runs: int, warmup:
     session_s = time.perf_counter() - t0
     name = sess.get_inputs()[0].name
     fn = lambda x: sess.run(None, {name: x})[0]  # noqa: E731
-    out = fn(xb)
+    try:
+        out = fn(xb)
+    except Exception as e:  # a graph that passes the checker but cannot run on images
+        raise InputFileError(f"onnxruntime cannot run the {variant} graph: {str(e).splitlines()[0]}") from None
+    if not isinstance(out, np.ndarray) or out.shape[:1] != (len(xb),) or out.ndim != 2:
+        raise InputFileError(f"the {variant} graph's first output has shape {getattr(out, 'shape', None)} for a batch "
+                             f"of {len(xb)}; bench needs (batch, classes) scores")
     rss1 = _rss_bytes()
     p50, p90, tput = _time_runs(fn, x1, xb, runs, warmup)
     rss = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -223,33 +224,61 @@ def _unpack_deb(deb: Path, out: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- read
-def _read_idx(path: Path) -> np.ndarray:
+IDX_MAX_ITEMS = 1 << 22
+"""Most examples an idx file may declare (MNIST: 60,000; EMNIST's largest split: 697,932)."""
+GZIP_MAX_EXPANSION = 64
+"""Most bytes a gzipped idx file may declare per byte of file (MNIST: about 5; a 2 MB file of zeros: 1400)."""
+
+
+def _read_idx(path: Path, inner: tuple[int, ...]) -> np.ndarray:
+    """An unsigned-byte idx file (plain, or ``<path>.gz``) whose shape must be (N, *inner).
+
+    The header is read and checked first; then exactly the bytes it declares are read, no more: a gzipped
+    file may declare at most GZIP_MAX_EXPANSION times its own size. Anything malformed is a DataError."""
+    from connpack.files import regular_file
+
     for candidate in (path, path.with_name(path.name + ".gz")):
-        if candidate.exists():
-            raw = candidate.read_bytes()
-            if candidate.suffix == ".gz":
-                raw = gzip.decompress(raw)
+        if os.path.lexists(candidate):
             break
     else:
         raise FileNotFoundError(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte idx file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataError(f"{path}: {body.size} bytes, header says {dims}")
-    return body.reshape(dims)
-
-
-def _idx_dataset(folder: Path, files: tuple[str, str], hint: str) -> tuple[np.ndarray, np.ndarray]:
+    regular_file(candidate, DataError)
+    size = candidate.stat().st_size
+    zipped = candidate.suffix == ".gz"
     try:
-        x = _read_idx(folder / files[0])
-        y = _read_idx(folder / files[1])
+        with (gzip.open(candidate, "rb") if zipped else open(candidate, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:3] != b"\x00\x00\x08" or head[3] != 1 + len(inner):
+                raise DataError(f"{path}: not an unsigned-byte idx file of {1 + len(inner)} dimensions")
+            raw_dims = f.read(4 * head[3])
+            dims = [int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(head[3])]
+            if len(raw_dims) != 4 * head[3] or tuple(dims[1:]) != inner or dims[0] > IDX_MAX_ITEMS:
+                raise DataError(f"{path}: idx header declares shape {tuple(dims)}, expected (N, "
+                                f"{', '.join(map(str, inner))}) with N <= {IDX_MAX_ITEMS:,}")
+            n = int(np.prod(dims))
+            if zipped and n > GZIP_MAX_EXPANSION * size + (1 << 20):
+                raise DataError(f"{path}: declares {n:,} bytes from a {size:,}-byte gzip file (refused: more than "
+                                f"{GZIP_MAX_EXPANSION}x; a compression bomb?)")
+            if not zipped and size != 4 + 4 * head[3] + n:
+                raise DataError(f"{path}: {size:,} bytes, its header declares {4 + 4 * head[3] + n:,}")
+            body = f.read(n)
+            if len(body) != n or f.read(1):
+                raise DataError(f"{path}: the data does not match its header's shape {tuple(dims)}")
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+        raise DataError(f"{path}: unreadable idx file ({type(e).__name__}: {e})") from None
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _idx_dataset(folder: Path, files: tuple[str, str], hint: str, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x = _read_idx(folder / files[0], (28, 28))
+        y = _read_idx(folder / files[1], ())
     except FileNotFoundError as e:
         raise DataError(f"missing {e} — {hint}") from None
     if len(x) != len(y):
         raise DataError(f"{folder}: {len(x)} images but {len(y)} labels")
+    if len(y) and int(y.max()) >= classes:
+        raise DataError(f"{folder / files[1]}: label {int(y.max())} out of range (0..{classes - 1})")
     return x[:, None, :, :], y
 
 
@@ -307,13 +336,15 @@ def _cifar_batch(raw: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
     data = [b for b in blobs if labels and len(b) == 3072 * len(labels)]
     if not labels or len(data) != 1:
         raise DataError(f"{where}: not a CIFAR-10 batch (no labels and matching image bytes found)")
+    if not all(0 <= v <= 9 for v in labels):
+        raise DataError(f"{where}: CIFAR-10 labels must be 0..9")
     images = np.frombuffer(data[0], dtype=np.uint8).reshape(-1, 3, 32, 32)
     return images, np.asarray(labels, dtype=np.int64)
 
 
 def _cifar10_python(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    batches = [_cifar_batch((folder / n).read_bytes(), folder / n) for n in names]
+    batches = [_cifar_batch(_read_data_file(folder / n), folder / n) for n in names]
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
@@ -323,15 +354,28 @@ def _cifar10(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         return _cifar10_python(data_dir / "cifar-10-batches-py", split)
     folder = data_dir / "cifar-10-batches-bin"
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
-    try:
-        blobs = [np.fromfile(folder / n, dtype=np.uint8) for n in names]
-    except FileNotFoundError:
+    if not folder.exists():
         raise DataError(
             f"CIFAR-10 not found in {data_dir}: put torchvision's cifar-10-batches-py/ (or the binary "
             "cifar-10-batches-bin/) there; connpack never downloads data"
-        ) from None
+        )
+    blobs = [np.frombuffer(_read_data_file(folder / n), dtype=np.uint8) for n in names]
+    for n, blob in zip(names, blobs):
+        if blob.size % 3073 or (blob.size and int(blob[::3073].max()) > 9):
+            raise DataError(f"{folder / n}: not a CIFAR-10 binary batch (3073-byte records, labels 0..9)")
     rec = np.concatenate(blobs).reshape(-1, 3073)
     return rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
+
+
+def _read_data_file(path: Path) -> bytes:
+    """A data file's bytes: a regular file, else one DataError line."""
+    from connpack.files import regular_file
+
+    regular_file(path, DataError)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _synthetic(meta: DatasetInfo, split: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:

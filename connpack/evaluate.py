@@ -51,10 +51,24 @@ def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.Model
 def session(proto: onnx.ModelProto, threads: int | None = None):
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)
     opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: onnxruntime's warnings would reach stderr beside connpack's line
     if threads:
         opts.intra_op_num_threads = threads
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def check_classifier(proto: onnx.ModelProto) -> None:
+    """One float32 image input (N, C, H, W) and at least one output: else the file is not a classifier."""
+    inits = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    if len(inputs) != 1 or not proto.graph.output:
+        raise InputFileError(f"the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; eval needs "
+                             "one image input and a (batch, classes) output")
+    t = inputs[0].type.tensor_type
+    if t.elem_type != onnx.TensorProto.FLOAT or len(t.shape.dim) != 4:
+        raise InputFileError("the graph's input is not a float32 (N, C, H, W) tensor; eval feeds float32 images")
 
 
 def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path | None = None,
@@ -63,6 +77,7 @@ def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path 
     from connpack.contract import dataset_for
     from connpack.exporters.onnx_input import read_contract
 
+    check_classifier(proto)
     record, takes = read_contract(proto, what)
     name, note = dataset_for(record, dataset, what)
     x, y = data.load(name, "test", data_dir, limit=limit, raw=True)
@@ -73,11 +88,21 @@ def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path 
     if want and tuple(want) != tuple(x.shape[1:]):
         raise SpecError(f"{note + ', but ' if note else ''}model input {tuple(want)} does not fit dataset '{name}' "
                         f"images {tuple(x.shape[1:])}")
-    sess = session(proto)
-    input_name = sess.get_inputs()[0].name
     xs, ys = x.numpy(), y.numpy()
     correct = 0
-    for i in range(0, len(xs), batch):
-        out = sess.run(None, {input_name: xs[i:i + batch]})[0]
-        correct += int((np.argmax(out, axis=1) == ys[i:i + batch]).sum())
+    try:  # a graph that passes the checker may still not load or run on these images
+        sess = session(proto)
+        input_name = sess.get_inputs()[0].name
+        for i in range(0, len(xs), batch):
+            out = sess.run(None, {input_name: xs[i:i + batch]})[0]
+            n = len(xs[i:i + batch])
+            if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[0] != n:
+                raise InputFileError(f"the graph's first output has shape {getattr(out, 'shape', None)} for a batch "
+                                     f"of {n}; eval needs (batch, classes) scores")
+            correct += int((np.argmax(out, axis=1) == ys[i:i + batch]).sum())
+    except InputFileError:
+        raise
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputFileError(f"onnxruntime cannot run the graph: {msg}") from None
     return EvalResult(name, len(xs), correct, None if record is None else record.dataset, note)

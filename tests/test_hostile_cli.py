@@ -270,6 +270,86 @@ def test_complex_state_dict_is_refused(runner, work):
     assert "complex" in r.stderr and not (work / "c.cpk").exists()
 
 
+def _idx(dims, body: bytes | None = None) -> bytes:
+    head = bytes([0, 0, 8, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+    return head + (bytes(int(np.prod(dims))) if body is None else body)
+
+
+@pytest.mark.parametrize("case", ["short-header", "wrong-size", "bad-gzip", "directory", "fifo", "label-range",
+                                  "wrong-dims", "gzip-bomb", "cifar-records", "cifar-missing"])
+def test_malformed_datasets_are_data_errors(runner, work, case):
+    import gzip
+
+    raw = work / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    files = {"train-images-idx3-ubyte": _idx((3, 28, 28)), "train-labels-idx1-ubyte": _idx((3,)),
+             "t10k-images-idx3-ubyte": _idx((3, 28, 28)), "t10k-labels-idx1-ubyte": _idx((3,))}
+    for name, blob in files.items():
+        (raw / name).write_bytes(blob)
+    images = raw / "train-images-idx3-ubyte"
+    dataset = "mnist"
+    if case == "short-header":
+        images.write_bytes(b"\x00\x00\x08\x03\x00")
+    elif case == "wrong-size":
+        images.write_bytes(_idx((3, 28, 28), b"\x00" * 10))
+    elif case == "bad-gzip":
+        images.unlink()
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    elif case == "directory":
+        images.unlink()
+        images.mkdir()
+    elif case == "fifo":
+        images.unlink()
+        os.mkfifo(images)
+    elif case == "label-range":
+        (raw / "train-labels-idx1-ubyte").write_bytes(_idx((3,), bytes([1, 2, 200])))
+    elif case == "wrong-dims":
+        images.write_bytes(_idx((3, 32, 32)))
+    elif case == "gzip-bomb":  # 100,000 images declared and present: 78 MB of zeros in an 80 kB file
+        images.unlink()
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx((100_000, 28, 28)), 9))
+        (raw / "train-labels-idx1-ubyte").write_bytes(_idx((100_000,)))  # a consistent pair: only the budget refuses
+    else:
+        dataset = "cifar10"
+        folder = work / "data" / "cifar-10-batches-bin"
+        folder.mkdir()
+        for i in range(1, 6):
+            (folder / f"data_batch_{i}.bin").write_bytes(bytes(3073 * 2))
+        if case == "cifar-records":
+            (folder / "data_batch_3.bin").write_bytes(bytes(3000))
+        else:
+            (folder / "data_batch_5.bin").unlink()
+    r = run_cli(runner, "train", "--dataset", dataset, "--data-dir", work / "data", "--epochs", "1", "-q", "-o", "x.pt")
+    _one_line_error(r, 5)
+    assert case != "gzip-bomb" or "compression bomb" in r.stderr
+    assert not (work / "x.pt").exists()
+
+
+@pytest.mark.parametrize("graph", ["one-d-output", "no-inputs"])
+@pytest.mark.parametrize("cmd", ["eval", "bench"])
+def test_checker_valid_onnx_that_is_no_classifier_is_a_file_error(runner, work, graph, cmd):
+    import onnx
+    from onnx import TensorProto, helper
+
+    opset = [helper.make_opsetid("", 18)]
+    if graph == "one-d-output":
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])
+        axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3])
+        g = helper.make_graph([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)], "g", [x], [y], [axes])
+    else:
+        c = helper.make_tensor("c", TensorProto.FLOAT, [1, 10], np.zeros(10, np.float32))
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
+        g = helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "g", [], [y], [c])
+    model = helper.make_model(g, opset_imports=opset)
+    onnx.checker.check_model(model)
+    onnx.save(model, work / "g.onnx")
+    extra = ["--dataset", "synthetic-mnist", "--limit", "10"] if cmd == "eval" else ["--runs", "2", "--warmup", "0",
+                                                                                       "--batch", "2"]
+    r = run_cli(runner, cmd, "g.onnx", *extra)
+    _one_line_error(r, 3)
+
+
 # ------------------------------------------------------------------------------ 5. terminal injection
 def test_markup_and_control_characters_in_paths_are_shown_escaped(runner, work):
     (work / "a[").mkdir()
