@@ -9,7 +9,9 @@ renamed over their targets; on any failure every temp file is removed and no tar
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +30,25 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP received inside the block are delivered when it ends, so that a temp file
+    is never made without being recorded, nor a group's renames split (main thread only: elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _reserve(target: Path) -> str:
@@ -52,16 +73,18 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
     try:
         for target in targets:
             where = target
-            tmps.append(_reserve(target))
+            with _signals_deferred():
+                tmps.append(_reserve(target))
         yield tuple(Path(t) for t in tmps)
         for tmp, target in zip(tmps, targets):
             where = target
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        for i, (tmp, target) in enumerate(zip(tmps, targets)):
-            where = target
-            os.replace(tmp, target)
-            tmps[i] = ""
+        with _signals_deferred():
+            for i, (tmp, target) in enumerate(zip(tmps, targets)):
+                where = target
+                os.replace(tmp, target)
+                tmps[i] = ""
         for folder in dict.fromkeys(t.parent for t in targets):
             _fsync_dir(folder)
     except OSError as e:
@@ -69,9 +92,10 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
             where = targets[tmps.index(os.fspath(e.filename))]
         raise InputFileError(f"cannot write {where}: {e.strerror or e}") from None
     finally:
-        for tmp in tmps:
-            if tmp and os.path.lexists(tmp):
-                os.unlink(tmp)
+        with _signals_deferred():
+            for tmp in tmps:
+                if tmp and os.path.lexists(tmp):
+                    os.unlink(tmp)
 
 
 @contextmanager
