@@ -354,13 +354,13 @@ def test_third_party_warnings_do_not_reach_stderr(runner, work, monkeypatch):
     """A library warning during a command (torch, onnxruntime, numpy...) is folded away: one line on stderr."""
     import warnings
 
-    import connpack.cli.unpack
+    import connpack.packing
 
     def noisy(*args, **kwargs):
         warnings.warn("TypedStorage is deprecated", UserWarning, stacklevel=1)
         raise InputFileError("m.cpk: refused")
 
-    monkeypatch.setattr(connpack.cli.unpack, "unpack", noisy)
+    monkeypatch.setattr(connpack.packing, "unpack", noisy)
     # as outside pytest (which records warnings): a shown warning goes to stderr
     monkeypatch.setattr(warnings, "showwarning", lambda message, category, *a, **k: sys.stderr.write(
         f"{category.__name__}: {message}\n"))
