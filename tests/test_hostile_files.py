@@ -276,7 +276,7 @@ def test_valid_399_byte_34m_weight_file_through_report(tmp_path):
     assert f.stat().st_size < 1024
     t = time.perf_counter()
     rep = report(f)
-    assert rep.weights == 34_110_000 and rep.zstd19_estimated
+    assert rep.weights == 34_086_000 and rep.zstd19_estimated
     assert time.perf_counter() - t < 60  # 103 s before the estimate
 
 
