@@ -75,6 +75,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
             where = target
             with _signals_deferred():
                 tmps.append(_reserve(target))
+        where = None  # inside the block: the failing target is known only from the error's file name
         yield tuple(Path(t) for t in tmps)
         for tmp, target in zip(tmps, targets):
             where = target
@@ -90,7 +91,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
     except OSError as e:
         if e.filename is not None and os.fspath(e.filename) in tmps:
             where = targets[tmps.index(os.fspath(e.filename))]
-        raise InputFileError(f"cannot write {where}: {e.strerror or e}") from None
+        what = where if where is not None else ", ".join(map(str, targets))
+        raise InputFileError(f"cannot write {what}: {e.strerror or e}") from None
     finally:
         with _signals_deferred():
             for tmp in tmps:

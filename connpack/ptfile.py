@@ -12,6 +12,7 @@ connpack.atomic reports as a file error, not torch's RuntimeError.
 """
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 from pathlib import Path
@@ -71,5 +72,16 @@ def save(obj, path: str | os.PathLike) -> None:
     """``torch.save(obj)`` into ``path`` (a temp file of connpack.atomic) through a Python file object."""
     import torch
 
-    with open(path, "wb") as f:
-        torch.save(obj, f)
+    try:
+        with open(path, "wb") as f:
+            torch.save(obj, f)
+    except RuntimeError as e:  # torch's zip writer reports a failed or short write (a full disk) this way
+        cause = e.__context__ if isinstance(e.__context__, OSError) else None
+        if cause is None:
+            try:
+                full = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".").f_bavail == 0
+            except OSError:
+                full = False
+            cause = OSError(errno.ENOSPC if full else errno.EIO,
+                            os.strerror(errno.ENOSPC) if full else f"write failed ({str(e).strip()[:120]})")
+        raise cause from None

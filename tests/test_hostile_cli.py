@@ -144,6 +144,22 @@ def test_full_disk_under_torch_save_is_a_file_error(runner, work, monkeypatch):
     assert _listing(work) == ["m.cpk", "m.pt"]
 
 
+def test_torch_zip_writer_errors_are_os_errors(tmp_path, monkeypatch):
+    """torch's writer turns a short write on a full disk into RuntimeError("... unexpected pos ..."): ptfile.save
+    reports it as the OSError it is, so connpack.atomic makes it a file error (exit 3), not an internal one."""
+    from connpack import ptfile
+
+    def short_write(obj, f):
+        f.write(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 896 vs 790")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    with pytest.raises(InputFileError, match="cannot write .*x.pt"):
+        with atomic.atomic_path(tmp_path / "x.pt") as tmp:
+            ptfile.save({"a": torch.zeros(3)}, tmp)
+    assert _listing(tmp_path) == []
+
+
 def test_train_writes_model_and_metrics_together_and_keeps_the_checkpoint(runner, work, monkeypatch):
     """The metrics cannot be written (full disk): no model.pt either, and the checkpoint is still there."""
     import connpack.cli.train as train_cli

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
 
 from connpack.cli import bench, compare, data, demo, evaluate, pack, report, train, unpack
-from connpack.cli.common import ConnpackGroup, handle_signals
+from connpack.cli.common import ConnpackGroup, Terminated, err_console, handle_signals
 
 app = typer.Typer(help="Train, pack and export networks with fixed random weights and learned connectivity.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=ConnpackGroup)
@@ -27,4 +28,8 @@ def main() -> None:
         sys.argv.remove("--debug")
         os.environ["CONNPACK_DEBUG"] = "1"
     handle_signals()
-    app(prog_name="connpack")
+    try:
+        app(prog_name="connpack")
+    except Terminated as e:  # outside a command body (while importing, parsing): still one line
+        err_console.print(f"connpack: error: terminated by {signal.Signals(e.signum).name}", markup=False)
+        sys.exit(128 + e.signum)
