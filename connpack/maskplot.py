@@ -111,13 +111,18 @@ def iterations_figure(masks: list[dict[str, np.ndarray]], path: str | Path, titl
         left.plot(its, [m[name].mean() for m in masks], marker="o", ms=3, label=name)
         right.plot(its[1:], [jaccard_distance(a[name], b[name]) for a, b in zip(masks, masks[1:])],
                    marker="o", ms=3, label=name)
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     left.set_yscale("log")
+    left.yaxis.set_major_formatter(PercentFormatter(1.0))
+    left.yaxis.set_minor_formatter(PercentFormatter(1.0, decimals=0))
     left.set_xlabel("iteration")
     left.set_ylabel("density (fraction kept, log)")
     right.set_xlabel("iteration")
     right.set_ylabel("Jaccard dist. to previous iteration")
     right.set_ylim(0, 1)
     for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
