@@ -51,6 +51,7 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
     Under torchrun (WORLD_SIZE > 1) this runs DistributedDataParallel; see connpack.distributed.
     """
     if cfg.method in ("asni", "imp"):  # weight-training pruning: their own drivers (asni.train, imp.train)
+        from connpack import data
         from connpack.trainers import asni, imp
 
         res = (asni if cfg.method == "asni" else imp).train(cfg, data_dir=data_dir, checkpoint=checkpoint,
