@@ -29,7 +29,7 @@ import numpy as np
 from pickletools import genops  # lists opcodes only: nothing is unpickled
 from typing import TYPE_CHECKING
 
-from connpack import rng
+from connpack import imagefolder, rng
 from connpack.contract import DataContract, contract_of, dataset_for  # noqa: F401  (re-exported for callers)
 from connpack.errors import DataError, SpecError
 
@@ -68,16 +68,23 @@ DATASETS = {
     "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), classes=FASHION_CLASSES),
     "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
                            classes=CIFAR10_CLASSES),
+    "cifar100": DatasetInfo("cifar100", (3, 32, 32), 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "synthetic-mnist": DatasetInfo("synthetic-mnist", (1, 28, 28), 10, (0.0,), (1.0,), range=None),
     "synthetic-cifar": DatasetInfo("synthetic-cifar", (3, 32, 32), 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), range=None),
 }
 
 
-def info(name: str) -> DatasetInfo:
+def info(name: str, image_size: int = 224) -> DatasetInfo:
+    """The dataset's shape and normalisation; ``image_size``: the crop of a streamed imagefolder:DIR."""
+    if imagefolder.is_imagefolder(name):
+        root = imagefolder.root_of(name)
+        names = imagefolder.classes(root)
+        return DatasetInfo(name, (3, image_size, image_size), len(names), imagefolder.MEAN, imagefolder.STD,
+                           classes=names)
     try:
         return DATASETS[name]
     except KeyError:
-        raise SpecError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})") from None
+        raise SpecError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)}, imagefolder:DIR)") from None
 
 
 def contract(name: str, mean=None, std=None) -> DataContract:
@@ -85,8 +92,8 @@ def contract(name: str, mean=None, std=None) -> DataContract:
 
     A name outside the registry (a user's dataset, for an imported model) needs both ``mean`` and ``std``.
     """
-    if name in DATASETS:
-        c = DATASETS[name].contract()
+    if name in DATASETS or imagefolder.is_imagefolder(name):  # an image folder's classes are its folder names
+        c = info(name).contract()
         return replace(c, mean=tuple(mean) if mean is not None else c.mean, std=tuple(std) if std is not None else c.std)
     if mean is None or std is None:
         raise SpecError(f"dataset '{name}' is not one connpack knows ({', '.join(DATASETS)}): give its mean and std")
@@ -288,56 +295,57 @@ _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multi
 _LIST_OPS = {"EMPTY_LIST", "MARK", "APPENDS", "APPEND", "BININT", "BININT1", "BININT2", "INT", "LONG1"}
 
 
-def _cifar_batch(raw: bytes, where: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one torchvision-layout CIFAR-10 batch (a pickled dict) WITHOUT unpickling it.
+def _cifar_batch(raw: bytes, where: Path, label_key: str = "labels", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Read one torchvision-layout CIFAR batch (a pickled dict) WITHOUT unpickling it.
 
-    pickletools only lists the opcodes, nothing is constructed or called: the labels are the integers of the
-    list stored under "labels", the images the one byte string of 3072 bytes per label. A file that names a
-    global other than the numpy ones an array needs is refused.
+    pickletools only lists the opcodes, nothing is constructed or called. The labels are the integers of the
+    first list after the key ``label_key`` (a dict's value follows its key; a bytes key is spelled with a few
+    opcodes, none of them a list), the images the one byte string of 3072 bytes per label. A file that names
+    a global other than the numpy ones an array needs is refused.
     """
-    pushed: list = []  # what recent opcodes pushed (strings, or None), to name STACK_GLOBAL's operands
+    name = f"CIFAR-{classes}"
+    strings: list = []  # what each opcode pushed (a string, or None): STACK_GLOBAL's operands, memo values
     memo: dict = {}
-    labels: list[int] | None = None
+    labels: list[int] = []
+    state = "seek key"  # -> "seek list" -> "in list" -> "done"
     blobs: list[bytes] = []
-    collecting, in_list, before_list = False, False, 0
     try:
         for op, arg, _ in genops(raw):
             name = op.name
             if name in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "PUT"):
-                memo[len(memo) if name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+                memo[len(memo) if name == "MEMOIZE" else arg] = strings[-1] if strings else None
                 continue
-            if collecting:  # the list under "labels": up to 8 opcodes (a bytes key's encoding) before it starts
-                if name == "EMPTY_LIST":
-                    in_list = True
-                if in_list and name in _LIST_OPS:
-                    if isinstance(arg, int) and name.startswith(("BININT", "INT", "LONG")):
+            if state == "in list":
+                if name in _LIST_OPS:
+                    if isinstance(arg, int):
                         labels.append(arg)
                     continue
-                before_list += 1
-                if in_list or before_list > 8:
-                    collecting = False
+                state = "done"
+            elif state == "seek list" and name == "EMPTY_LIST":
+                state = "in list"
+                continue
             if name in ("BINGET", "LONG_BINGET", "GET"):
-                pushed.append(memo.get(arg))
+                strings.append(memo.get(arg))
                 continue
             if name in ("GLOBAL", "STACK_GLOBAL", "INST"):
-                mod, attr = arg.split(" ", 1) if name != "STACK_GLOBAL" else (pushed[-2], pushed[-1])
+                mod, attr = arg.split(" ", 1) if name != "STACK_GLOBAL" else (strings[-2], strings[-1])
                 if (mod, attr) not in _NUMPY_GLOBALS:
-                    raise DataError(f"{where}: CIFAR-10 batch refers to {mod}.{attr}: refused")
+                    raise DataError(f"{where}: {name} batch refers to {mod}.{attr}: refused")
             if op.stack_after:  # FRAME, PROTO, ... push nothing
-                pushed.append(arg if isinstance(arg, (bytes, bytearray, str)) else None)
-            if arg in ("labels", b"labels"):
-                labels, collecting, in_list, before_list = [], True, False, 0
+                strings.append(arg if isinstance(arg, (bytes, bytearray, str)) else None)
+            if state == "seek key" and arg in (label_key, label_key.encode()):
+                state = "seek list"
             elif isinstance(arg, (bytes, bytearray, str)) and len(arg) >= 3072:
                 blobs.append(arg.encode("latin1") if isinstance(arg, str) else bytes(arg))
     except DataError:
         raise
     except Exception as e:
-        raise DataError(f"{where}: not a CIFAR-10 batch ({type(e).__name__})") from None
+        raise DataError(f"{where}: not a {name} batch ({type(e).__name__})") from None
     data = [b for b in blobs if labels and len(b) == 3072 * len(labels)]
     if not labels or len(data) != 1:
-        raise DataError(f"{where}: not a CIFAR-10 batch (no labels and matching image bytes found)")
-    if not all(0 <= v <= 9 for v in labels):
-        raise DataError(f"{where}: CIFAR-10 labels must be 0..9")
+        raise DataError(f"{where}: not a {name} batch (no labels and matching image bytes found)")
+    if not all(0 <= v < classes for v in labels):
+        raise DataError(f"{where}: {name} labels must be 0..{classes - 1}")
     images = np.frombuffer(data[0], dtype=np.uint8).reshape(-1, 3, 32, 32)
     return images, np.asarray(labels, dtype=np.int64)
 
@@ -376,6 +384,15 @@ def _read_data_file(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _cifar100(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-100 from torchvision's layout: cifar-100-python/{train,test}, the 100 fine labels."""
+    path = data_dir / "cifar-100-python" / ("train" if split == "train" else "test")
+    if not path.exists():
+        raise DataError(f"CIFAR-100 not found in {data_dir}: put torchvision's cifar-100-python/ there; connpack "
+                        "never downloads data")
+    return _cifar_batch(_read_data_file(path), path, label_key="fine_labels", classes=100)
 
 
 def _synthetic(meta: DatasetInfo, split: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -421,6 +438,8 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
             folder = FASHION_SYSTEM_DIR
         x, y = _idx_dataset(folder, MNIST_FILES[split], f"run `connpack data fetch fashion-mnist --data-dir {data_dir}` "
                             "(offline, from Debian's dataset-fashion-mnist)")
+    elif name == "cifar100":
+        x, y = _cifar100(data_dir, split)
     else:
         x, y = _cifar10(data_dir, split)
     if limit:
@@ -438,3 +457,60 @@ def batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor
     keys = rng.random_words(seed, epoch, n, stream=rng.STREAM_DATA)
     order = torch.from_numpy(np.argsort(keys, kind="stable").astype(np.int64))
     return list(torch.split(order, batch_size))
+
+
+# ------------------------------------------------------------------------------------------ splits
+class Tensors:
+    """A split held in memory: batches are index lookups."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device) -> "Tensors":
+        return Tensors(self.x.to(device), self.y.to(device))
+
+    def nbytes(self) -> int:
+        return self.x.numel() * self.x.element_size()
+
+    def loader(self, batches: list[torch.Tensor], workers: int = 0, pin: bool = False, epoch: int = 0):
+        for idx in batches:
+            idx = idx.to(self.x.device)
+            yield self.x[idx], self.y[idx]
+
+
+class Streamed:
+    """A split read from disk by DataLoader workers, in the order of the index batches it is given."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def loader(self, batches: list[torch.Tensor], workers: int = 0, pin: bool = False, epoch: int = 0):
+        keyed = [[(int(i), epoch) for i in idx] for idx in batches]
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=keyed, num_workers=workers, pin_memory=pin,
+                                           persistent_workers=False)
+
+
+def as_split(split) -> Tensors | Streamed:
+    """A split from an (x, y) pair, or the split itself."""
+    return Tensors(*split) if isinstance(split, tuple) else split
+
+
+def open_split(name: str, split: str, data_dir: Path | None = None, limit: int | None = None, *,
+               image_size: int = 224, seed: int = 0, raw: bool = False) -> Tensors | Streamed:
+    """One split, in memory (``load``) or streamed from disk (imagefolder:DIR); ``raw`` as for ``load``."""
+    if imagefolder.is_imagefolder(name):
+        if split not in ("train", "test"):
+            raise SpecError(f"split must be train or test, got {split!r}")
+        return Streamed(imagefolder.Folder(imagefolder.root_of(name), split, image_size, seed, limit, raw=raw))
+    return Tensors(*load(name, split, data_dir, limit=limit, raw=raw))
+
+
+def in_order(n: int, batch: int, lo: int = 0) -> list[torch.Tensor]:
+    """Contiguous index batches of [lo, n) (evaluation)."""
+    return [torch.arange(i, min(i + batch, n)) for i in range(lo, n, batch)]

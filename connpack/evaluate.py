@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from connpack import data
-from connpack.errors import InputFileError, SpecError
+from connpack.errors import DataError, InputFileError, SpecError
 from connpack.files import regular_file
 
 
@@ -73,36 +73,39 @@ def check_classifier(proto: onnx.ModelProto) -> None:
 
 def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path | None = None,
              limit: int | None = None, batch: int = 1000, what: str = "the network") -> EvalResult:
-    """Accuracy of ``proto`` on the test split of its recorded dataset, or of ``dataset`` when asked."""
+    """Accuracy of ``proto`` on the test split of its recorded dataset, or of ``dataset`` when asked
+    (read in batches: imagefolder:DIR is streamed from disk)."""
     from connpack.contract import dataset_for
     from connpack.exporters.onnx_input import read_contract
 
     check_classifier(proto)
     record, takes = read_contract(proto, what)
     name, note = dataset_for(record, dataset, what)
-    x, y = data.load(name, "test", data_dir, limit=limit, raw=True)
+    want = tuple(d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:])
+    shape = tuple(data.info(name, want[-1] if len(want) == 3 and want[-1] > 0 else 224).in_shape)
+    if want and want != shape:
+        raise SpecError(f"{note + ', but ' if note else ''}model input {want} does not fit dataset '{name}' "
+                        f"images {shape}")
+    split = data.open_split(name, "test", data_dir, limit, image_size=shape[-1], raw=True)
+    stats = None
     if takes == "normalised":
-        stats = record or data.info(name)  # no record: the dataset's own statistics, as connpack trains
-        x = data.normalise(x, stats.mean, stats.std)
-    want = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
-    if want and tuple(want) != tuple(x.shape[1:]):
-        raise SpecError(f"{note + ', but ' if note else ''}model input {tuple(want)} does not fit dataset '{name}' "
-                        f"images {tuple(x.shape[1:])}")
-    xs, ys = x.numpy(), y.numpy()
+        stats = record or data.info(name, shape[-1])  # no record: the dataset's own statistics, as connpack trains
     correct = 0
     try:  # a graph that passes the checker may still not load or run on these images
         sess = session(proto)
         input_name = sess.get_inputs()[0].name
-        for i in range(0, len(xs), batch):
-            out = sess.run(None, {input_name: xs[i:i + batch]})[0]
-            n = len(xs[i:i + batch])
+        for xb, yb in split.loader(data.in_order(len(split), batch)):
+            if stats is not None:
+                xb = data.normalise(xb, stats.mean, stats.std)
+            out = sess.run(None, {input_name: xb.numpy()})[0]
+            n = len(yb)
             if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[0] != n:
                 raise InputFileError(f"the graph's first output has shape {getattr(out, 'shape', None)} for a batch "
                                      f"of {n}; eval needs (batch, classes) scores")
-            correct += int((np.argmax(out, axis=1) == ys[i:i + batch]).sum())
-    except InputFileError:
+            correct += int((np.argmax(out, axis=1) == yb.numpy()).sum())
+    except (InputFileError, DataError):
         raise
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputFileError(f"onnxruntime cannot run the graph: {msg}") from None
-    return EvalResult(name, len(xs), correct, None if record is None else record.dataset, note)
+    return EvalResult(name, len(split), correct, None if record is None else record.dataset, note)
