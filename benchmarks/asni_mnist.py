@@ -18,7 +18,7 @@ import numpy as np
 from connpack import data
 from connpack.exporters.module import to_module
 from connpack.packing import pack, unpack
-from connpack.trainers import TrainConfig, asni
+from connpack.trainers import make_config, asni
 
 
 def accuracy(desc, x, y) -> float:
@@ -36,12 +36,12 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="asni-"))
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(method="asni", arch="lenet300", dataset="mnist", alpha=98.0, beta=0.5, gamma=5.0,
+    cfg = make_config(method="asni", arch="lenet300", dataset="mnist", alpha=98.0, beta=0.5, gamma=5.0,
                       epochs=args.epochs, device=args.device)
     t0 = time.perf_counter()
     res = asni.train(cfg, checkpoint=out / "asni.ckpt", resume=True)
     minutes = (time.perf_counter() - t0) / 60
-    print(f"ASNI LeNet-300-100 / MNIST, alpha={cfg.alpha} beta={cfg.beta} gamma={cfg.gamma} epochs={cfg.epochs} "
+    print(f"ASNI LeNet-300-100 / MNIST, alpha={cfg.hp.alpha} beta={cfg.hp.beta} gamma={cfg.hp.gamma} epochs={cfg.epochs} "
           f"batch={cfg.batch_size} {cfg.optimizer} lr={cfg.lr}  ({minutes:.1f} min)")
     print(f"sparsity {res.sparsity:.2%}   nonzero weights {res.nonzeros:,}")
     print("variant  test acc   paper")

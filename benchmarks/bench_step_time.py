@@ -19,7 +19,7 @@ import time
 import torch
 
 from connpack import data, models
-from connpack.trainers import TrainConfig, connectivity, network_spec
+from connpack.trainers import make_config, methods, network_spec
 from connpack.trainers.loop import Loop, build_optimizer
 
 METHODS = [("baseline", "free", "adam"), ("prune", "free", "adam"), ("prune", "minimal", "adam"),
@@ -29,16 +29,18 @@ DATASET = {"lenet300": "synthetic-mnist"}
 
 
 def make(arch: str, method: str, variant: str, optimizer: str, batch: int, device: torch.device):
-    cfg = TrainConfig(method=method, variant=variant, arch=arch, optimizer=optimizer, batch_size=batch,
+    hp = {} if method == "edge-popup" else {"variant": variant}
+    cfg = make_config(method=method, **hp, arch=arch, optimizer=optimizer, batch_size=batch,
                       dataset=DATASET.get(arch, "synthetic-cifar"), device=device.type)
     spec = network_spec(cfg)
     model = models.build(spec)
-    connectivity.configure(model, spec, method, k=cfg.k)
+    m = methods.get(method)
+    m.configure(model, spec, cfg)
     model.to(device).train()
-    opt = build_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], cfg.learning_rate(),
+    opt = build_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr,
                           weight_decay=cfg.weight_decay)
     loop = Loop(model, opt, (None, None), (None, None), 1, batch, 0, device,
-                regularizer=connectivity.regularizer(method, variant))
+                regularizer=m.regularizer(cfg))
     x, y = data.load(cfg.dataset, "train", limit=batch)
     return loop, x.to(device), y.to(device)
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from connpack import compare, pruning
-from connpack.trainers import TrainConfig, imp
+from connpack.trainers import make_config, imp
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     techniques = args.techniques.split(",")
     results, t0 = {}, time.perf_counter()
     for tech in techniques:
-        cfg = TrainConfig(method="imp", arch=args.arch, width=args.width, dataset=args.dataset, limit=args.limit,
+        cfg = make_config(method="imp", arch=args.arch, width=args.width, dataset=args.dataset, limit=args.limit,
                           epochs=args.epochs, iterations=args.iterations, technique=tech, reinit=args.reinit,
                           device=args.device)
         results[tech] = imp.train(cfg)

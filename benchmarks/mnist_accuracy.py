@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 RUNS = [("free flipping", "flip", "free"), ("minimal flipping", "flip", "minimal"),
         ("free pruning", "prune", "free"), ("edge-popup k=0.5", "edge-popup", "free")]
@@ -37,8 +37,9 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         epochs = args.ep_epochs if method == "edge-popup" else args.epochs
-        cfg = TrainConfig(method=method, variant=variant, arch="lenet300", dataset="mnist", init="signed_constant",
-                          k=0.5, epochs=epochs, seed=args.seed, device=args.device)
+        own = {"k": 0.5} if method == "edge-popup" else {"variant": variant}
+        cfg = make_config(method=method, **own, arch="lenet300", dataset="mnist", init="signed_constant",
+                          epochs=epochs, seed=args.seed, device=args.device)
         t0 = time.perf_counter()
         def progress(ev, name=name):
             if ev.get("event") == "epoch_end" and args.verbose:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from connpack.packing import pack
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 METHODS = [("baseline", "free"), ("prune", "free"), ("prune", "minimal"), ("flip", "free"), ("flip", "minimal"),
            ("edge-popup", "free")]
@@ -36,7 +36,8 @@ def main() -> None:
     for arch, (method, variant) in itertools.product(args.archs.split(","), METHODS):
         dataset = args.dataset or ("synthetic-mnist" if arch == "lenet300" else "synthetic-cifar")
         for init in (EP_INITS if method == "edge-popup" else INITS):
-            cfg = TrainConfig(method=method, variant=variant, arch=arch, dataset=dataset, init=init,
+            own = {} if method == "edge-popup" else {"variant": variant}
+            cfg = make_config(method=method, **own, arch=arch, dataset=dataset, init=init,
                               epochs=args.epochs, limit=args.limit, device=args.device,
                               width=1.0 if arch == "lenet300" else args.width)
             t0 = time.perf_counter()

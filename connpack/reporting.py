@@ -192,7 +192,7 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
     z, estimated = zstd19_size([v.numpy() for v in sd.values()])
     return Report(
         path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
-        k=desc.spec.hparams.get("k") if desc.spec.method == "edge-popup" else None,
+        k=desc.spec.hparams.get("k"),  # a .cpk keeps only the hparams a method needs (specs.KEPT_HPARAMS)
         header_bytes=formats.header_size(raw), rows=tuple(rows), in_shape=tuple(desc.spec.model.in_shape),
         num_classes=desc.spec.model.num_classes, data=None if desc.data is None else desc.data.to_meta(),
         weights=sum(c.size for c in desc.tensors.values()), float32_bytes=sum(4 * v.numel() for v in sd.values()),

@@ -14,6 +14,8 @@ from connpack.errors import SpecError
 
 INIT_DISTRIBUTIONS = ("signed_constant", "kaiming_normal", "xavier_normal", "kaiming_uniform", "zeros", "ones")
 RNG_ALGORITHMS = ("philox4x32-10",)
+# Per method: the hparams a .cpk keeps (compact_dict); the report shows them. edge-popup: k, the fraction kept.
+KEPT_HPARAMS = {"edge-popup": ("k",)}
 
 
 def canonical_json(obj: Any) -> str:
@@ -179,8 +181,9 @@ class NetworkSpec:
                "init": strip(self.init, InitSpec()), "method": self.method}
         if self.inits:
             out["inits"] = {k: strip(v, InitSpec()) for k, v in sorted(self.inits.items())}
-        if self.method == "edge-popup" and "k" in self.hparams:
-            out["hparams"] = {"k": float(self.hparams["k"])}  # the fraction of weights kept per layer
+        kept = {k: float(self.hparams[k]) for k in KEPT_HPARAMS.get(self.method, ()) if k in self.hparams}
+        if kept:
+            out["hparams"] = kept
         return {k: v for k, v in out.items() if v != {}}
 
     @classmethod

@@ -19,7 +19,7 @@ import torch
 
 import connpack
 from connpack import data, runfile
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 
 def main(argv=None) -> dict:
@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     out = args.out_dir or Path(tempfile.mkdtemp(prefix="connpack-edgepopup-"))
-    cfg = TrainConfig(method="edge-popup", arch="conv6", dataset=args.dataset, epochs=args.epochs, limit=args.limit,
+    cfg = make_config(method="edge-popup", arch="conv6", dataset=args.dataset, epochs=args.epochs, limit=args.limit,
                       k=args.k, width=args.width, seed=args.seed)
     desc, metrics = train(cfg, data_dir=args.data_dir)
     runfile.save(out / "model.pt", desc, metrics)

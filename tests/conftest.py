@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from connpack import runfile
 from connpack.cli import app
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for method, variant in [("flip", "free"), ("flip", "minimal"), ("prune", "free"), ("prune", "minimal"),
                             ("baseline", "free")]:
-        cfg = TrainConfig(method=method, variant=variant, dataset="synthetic-mnist", epochs=1, device="cpu",
+        cfg = make_config(method=method, variant=variant, dataset="synthetic-mnist", epochs=1, device="cpu",
                           limit=600)
         desc, metrics = train(cfg)
         path = root / f"{method}-{variant}.pt"

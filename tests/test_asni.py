@@ -7,7 +7,7 @@ import pytest
 from connpack import models
 from connpack.errors import SpecError
 from connpack.packing import pack, unpack
-from connpack.trainers import TrainConfig, asni
+from connpack.trainers import make_config, asni
 
 TINY = {"dataset": "synthetic-mnist", "device": "cpu", "limit": 120, "epochs": 2, "batch_size": 40}
 
@@ -38,19 +38,19 @@ def test_centroids_are_means_of_kept_positive_and_negative_weights():
                                          ("beta", 1.5), ("gamma", 0.0), ("delta", 0.0)])
 def test_bad_sparsity_parameters_are_spec_errors(field, value):
     with pytest.raises(SpecError, match=field):
-        TrainConfig(method="asni", **{field: value})
+        make_config(method="asni", **{field: value})
 
 
 def test_paper_defaults_from_tables_1_and_2():
-    cfg = TrainConfig(method="asni")
-    assert (cfg.alpha, cfg.gamma, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (98.0, 5.0, 50, 60, "adam", 1.2e-3)
-    cfg = TrainConfig(method="asni", arch="vgg16", dataset="cifar10")
-    assert (cfg.alpha, cfg.gamma, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule) == (99.0, 16.0, "sgd", 0.05, 5e-4, "cosine")
+    cfg = make_config(method="asni")
+    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (98.0, 5.0, 50, 60, "adam", 1.2e-3)
+    cfg = make_config(method="asni", arch="vgg16", dataset="cifar10")
+    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule) == (99.0, 16.0, "sgd", 0.05, 5e-4, "cosine")
 
 
 @pytest.fixture(scope="module")
 def lenet_run():
-    return asni.train(TrainConfig(method="asni", alpha=90, gamma=0.5, **TINY))
+    return asni.train(make_config(method="asni", alpha=90, gamma=0.5, **TINY))
 
 
 def test_variants_masks_and_ternary_pack(lenet_run, tmp_path):
@@ -74,7 +74,7 @@ def test_variants_masks_and_ternary_pack(lenet_run, tmp_path):
 
 
 def test_resume_after_interruption_gives_the_same_network(tmp_path, lenet_run):
-    cfg = TrainConfig(method="asni", alpha=90, gamma=0.5, **TINY)
+    cfg = make_config(method="asni", alpha=90, gamma=0.5, **TINY)
 
     def stop(event):
         if event.get("event") == "epoch_end" and event.get("phase") == "A" and event.get("epoch") == 1:
@@ -98,7 +98,7 @@ ARCHS = [("lenet300", "synthetic-mnist", 1.0), ("conv2", "synthetic-mnist", 0.12
 
 @pytest.mark.parametrize("arch,dataset,width", ARCHS)
 def test_every_architecture_runs_one_tiny_asni_step(arch, dataset, width):
-    cfg = TrainConfig(method="asni", arch=arch, width=width, **{**TINY, "dataset": dataset, "epochs": 1, "limit": 40})
+    cfg = make_config(method="asni", arch=arch, width=width, **{**TINY, "dataset": dataset, "epochs": 1, "limit": 40})
     r = asni.train(cfg, variants=("A",))
     assert 0 < r.sparsity < 1 and set(r.accuracy) == {"A"}
     assert all(t.kind == "ternary" for t in r.amenable.tensors.values())

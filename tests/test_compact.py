@@ -12,13 +12,13 @@ from connpack.errors import SpecError
 from connpack.exporters import compact
 from connpack.exporters.module import to_module
 from connpack.specs import ModelSpec, NetworkSpec
-from connpack.trainers import connectivity
+from connpack.trainers import connectivity, make_config, methods
 
 
 def make_desc(model: ModelSpec, density: float = 0.8, seed: int = 0):
     spec = NetworkSpec(model=model, method="prune")
     net = models.build(spec)
-    connectivity.configure(net, spec, "prune")
+    methods.get("prune").configure(net, spec, make_config(method="prune"))
     desc = connectivity.describe(net, spec)
     rs = np.random.default_rng(seed)
     for code in desc.tensors.values():

@@ -7,7 +7,7 @@ import pytest
 from connpack import compare, runfile
 from connpack.errors import SpecError
 from connpack.packing import pack
-from connpack.trainers import TrainConfig, asni, imp
+from connpack.trainers import make_config, asni, imp
 from tests.conftest import run_cli
 
 TINY = {"dataset": "synthetic-mnist", "device": "cpu", "limit": 120, "epochs": 1, "batch_size": 40}
@@ -39,9 +39,9 @@ def test_effective_sparsity_counts_weights_disconnected_from_the_output():
 @pytest.fixture(scope="module")
 def cpks(tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp")
-    l1 = imp.train(TrainConfig(method="imp", technique="l1-us", iterations=1, **TINY)).trained
-    rnd = imp.train(TrainConfig(method="imp", technique="random-us", iterations=1, **TINY)).trained
-    conv = asni.train(TrainConfig(method="asni", arch="conv2", width=0.125, **TINY), variants=("A",)).trained
+    l1 = imp.train(make_config(method="imp", technique="l1-us", iterations=1, **TINY)).trained
+    rnd = imp.train(make_config(method="imp", technique="random-us", iterations=1, **TINY)).trained
+    conv = asni.train(make_config(method="asni", arch="conv2", width=0.125, **TINY), variants=("A",)).trained
     out = {}
     for name, desc in {"l1": l1, "rnd": rnd, "conv": conv}.items():
         pack(desc, root / f"{name}.cpk")

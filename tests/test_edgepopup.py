@@ -11,8 +11,8 @@ from connpack import models, runfile
 from connpack.layers import ConnLinear, conn_layers, kept_count, kth_largest, topk_mask
 from connpack.packing import unpack
 from connpack.reporting import report
-from connpack.trainers import TrainConfig, network_spec, train
-from connpack.trainers.connectivity import configure
+from connpack.trainers import make_config, network_spec, train
+from connpack.trainers import methods
 
 SMALL = dict(method="edge-popup", epochs=1, device="cpu", limit=64)
 
@@ -51,15 +51,15 @@ def test_gradient_goes_straight_through_the_top_k_and_through_abs():
 
 
 def test_defaults_are_the_papers():
-    cfg = TrainConfig(method="edge-popup")
-    assert (cfg.optimizer, cfg.lr or cfg.learning_rate(), cfg.batch_size, cfg.weight_decay, cfg.schedule) == \
+    cfg = make_config(method="edge-popup")
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.schedule) == \
         ("sgd", 0.1, 128, 1e-4, "cosine")
-    adam = TrainConfig(method="edge-popup", optimizer="adam")
-    assert adam.schedule == "none" and adam.learning_rate() > 0  # "with Adam we do not decay the learning rate"
+    adam = make_config(method="edge-popup", optimizer="adam")
+    assert adam.schedule == "none" and adam.lr > 0  # "with Adam we do not decay the learning rate"
 
 
 def test_lenet_keeps_exactly_k_per_layer_and_cosine_decays(tmp_path):
-    desc, metrics = train(TrainConfig(dataset="synthetic-mnist", k=0.3, **{**SMALL, "epochs": 2}))
+    desc, metrics = train(make_config(dataset="synthetic-mnist", k=0.3, **{**SMALL, "epochs": 2}))
     for name, code in desc.tensors.items():
         assert code.kind == "mask" and int(code.bits.sum()) == kept_count(code.size, 0.3), name
     assert desc.spec.hparams["k"] == 0.3 and desc.spec.method == "edge-popup"
@@ -70,14 +70,14 @@ def test_lenet_keeps_exactly_k_per_layer_and_cosine_decays(tmp_path):
 @pytest.mark.parametrize("arch", ["conv2", "conv8", "resnet18"])
 def test_conv_models_train_with_frozen_batch_norm(arch):
     width = 0.0625 if arch == "resnet18" else 0.125
-    desc, _ = train(TrainConfig(arch=arch, dataset="synthetic-cifar", width=width, init="signed_constant_scaled",
+    desc, _ = train(make_config(arch=arch, dataset="synthetic-cifar", width=width, init="signed_constant_scaled",
                                 **{**SMALL, "limit": 32}))
     assert desc.spec.model.batchnorm == "frozen"
     assert desc.spec.init.scale == pytest.approx(math.sqrt(2))  # sqrt(1/k), k = 0.5
     model = models.build(desc.spec)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert bns and all(not bn.affine for bn in bns)  # no BN parameters at all
-    configure(model, desc.spec, "edge-popup", k=0.5)
+    methods.get("edge-popup").configure(model, desc.spec, make_config(method="edge-popup", k=0.5))
     assert all(n.endswith("scores") for n, _ in model.named_parameters())
     assert all(k.endswith(("running_mean", "running_var")) for k in desc.dense)
     assert all(c.kind == "mask" for c in desc.tensors.values())
@@ -86,14 +86,14 @@ def test_conv_models_train_with_frozen_batch_norm(arch):
 def test_width_multiplier_scales_the_hidden_layers():
     shapes = {}
     for width in (1.0, 2.0):
-        spec = network_spec(TrainConfig(method="edge-popup", arch="conv4", dataset="synthetic-cifar", width=width))
+        spec = network_spec(make_config(method="edge-popup", arch="conv4", dataset="synthetic-cifar", width=width))
         shapes[width] = [tuple(l.weight.shape) for _, l in conn_layers(models.build(spec, generate=False))]
     assert shapes[2.0][0] == (128, 3, 3, 3) and shapes[1.0][0] == (64, 3, 3, 3)
     assert shapes[2.0][-1][0] == shapes[1.0][-1][0] == 10  # the classes stay
 
 
 def test_resnet18_is_the_cifar_resnet():
-    spec = network_spec(TrainConfig(method="edge-popup", arch="resnet18", dataset="synthetic-cifar"))
+    spec = network_spec(make_config(method="edge-popup", arch="resnet18", dataset="synthetic-cifar"))
     model = models.build(spec, generate=False)
     n = sum(l.weight.numel() for _, l in conn_layers(model))
     # the standard CIFAR ResNet-18 has 11,173,962 parameters = these weights + 9,600 BN affine + 10 fc biases
@@ -104,7 +104,7 @@ def test_resnet18_is_the_cifar_resnet():
 
 def test_adam_option_and_unscaled_inits_train():
     for init in ("kaiming_normal", "kaiming_normal_scaled", "signed_constant"):
-        desc, m = train(TrainConfig(dataset="synthetic-mnist", optimizer="adam", init=init, **SMALL))
+        desc, m = train(make_config(dataset="synthetic-mnist", optimizer="adam", init=init, **SMALL))
         assert m[0]["lr"] == desc.spec.hparams["lr"] or desc.spec.hparams["lr"] is None
 
 

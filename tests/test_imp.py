@@ -5,7 +5,7 @@ import torch
 
 from connpack import models
 from connpack.errors import SpecError
-from connpack.trainers import TrainConfig, imp, masked
+from connpack.trainers import make_config, imp, masked
 from connpack.trainers.asni import network_spec
 from tests.test_asni import ARCHS
 
@@ -13,7 +13,7 @@ TINY = {"dataset": "synthetic-mnist", "device": "cpu", "limit": 120, "epochs": 1
 
 
 def test_rewinding_restores_the_exact_initial_values():
-    cfg = TrainConfig(method="imp", **TINY)
+    cfg = make_config(method="imp", **TINY)
     model = masked.attach(models.build(network_spec(cfg)))
     theta0 = masked.weights(model)
     with torch.no_grad():
@@ -28,7 +28,7 @@ def test_rewinding_restores_the_exact_initial_values():
 
 @pytest.mark.parametrize("reinit", ["rewind", "finetune", "sigma-sign", "sign", "random"])
 def test_imp_iterations_and_tickets(reinit):
-    cfg = TrainConfig(method="imp", reinit=reinit, **TINY)
+    cfg = make_config(method="imp", reinit=reinit, **TINY)
     r = imp.train(cfg)
     kept = [sum(int(m.sum()) for m in h.values()) for h in r.masks]
     sizes = [m.size for m in r.masks[0].values()]
@@ -51,7 +51,7 @@ def test_imp_iterations_and_tickets(reinit):
 
 
 def test_resume_replays_finished_iterations(tmp_path):
-    cfg = TrainConfig(method="imp", technique="l1-s", **TINY)
+    cfg = make_config(method="imp", technique="l1-s", **TINY)
     ref = imp.train(cfg)
 
     def stop(event):
@@ -71,12 +71,12 @@ def test_resume_replays_finished_iterations(tmp_path):
                                                 ("iterations", -1, "iterations")])
 def test_bad_imp_parameters_are_spec_errors(field, value, needle):
     with pytest.raises(SpecError, match=needle):
-        TrainConfig(method="imp", **{field: value})
+        make_config(method="imp", **{field: value})
 
 
 @pytest.mark.parametrize("arch,dataset,width", ARCHS)
 def test_every_architecture_runs_one_tiny_imp_step(arch, dataset, width):
-    cfg = TrainConfig(method="imp", arch=arch, width=width, technique="hybrid",
+    cfg = make_config(method="imp", arch=arch, width=width, technique="hybrid",
                       **{**TINY, "dataset": dataset, "iterations": 1, "limit": 40})
     r = imp.train(cfg)
     assert len(r.masks) == 2 and len(r.accuracy) == 2

@@ -12,14 +12,14 @@ from connpack.exporters import onnx_dense
 from connpack.exporters.module import to_module
 from connpack.packing import pack, unpack
 from connpack.reporting import report
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("method,variant", [("flip", "minimal"), ("prune", "free")])
 def test_onnx_equals_pytorch_on_the_whole_mnist_test_split(tmp_path, method, variant):
-    desc, metrics = train(TrainConfig(method=method, variant=variant, epochs=1, limit=20000, device="cpu"))
+    desc, metrics = train(make_config(method=method, variant=variant, epochs=1, limit=20000, device="cpu"))
     pack(desc, tmp_path / "m.cpk")
     proto = onnx_dense.to_onnx(unpack(tmp_path / "m.cpk"))
     x, y = data.load("mnist", "test")

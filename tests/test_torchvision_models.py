@@ -14,7 +14,7 @@ from connpack.errors import SpecError
 from connpack.layers import ConnConv2d, conn_layers
 from connpack.models import tv
 from connpack.specs import ModelSpec, NetworkSpec
-from connpack.trainers import TrainConfig, train
+from connpack.trainers import make_config, train
 
 
 def skeleton(arch: str, **kw) -> nn.Module:
@@ -68,7 +68,7 @@ def test_registering_does_not_import_torchvision():
 @pytest.mark.parametrize("method,kw,kind", [("edge-popup", {}, "mask"),
                                             ("imp", {"iterations": 1, "fraction": 0.5}, "values")])
 def test_trainers_pack_and_unpack_a_torchvision_model(tmp_path, method, kw, kind):
-    cfg = TrainConfig(method=method, arch="torchvision:mobilenet_v2", width=0.25, dataset="synthetic-mnist",
+    cfg = make_config(method=method, arch="torchvision:mobilenet_v2", width=0.25, dataset="synthetic-mnist",
                       epochs=1, limit=32, batch_size=32, device="cpu", **kw)
     desc, metrics = train(cfg)
     assert desc.spec.model.arch == "torchvision:mobilenet_v2" and metrics

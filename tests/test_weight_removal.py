@@ -7,17 +7,18 @@ import torch
 from connpack import data, models
 from connpack.errors import SpecError
 from connpack.layers import conn_layers
-from connpack.trainers import TrainConfig, network_spec, train
-from connpack.trainers.connectivity import configure, remove_weights
+from connpack.trainers import make_config, network_spec, train
+from connpack.trainers import methods
+from connpack.trainers.connectivity import remove_weights
 
 
 @pytest.mark.parametrize("arch, dataset, method", [("lenet300", "synthetic-mnist", "prune"),
                                                    ("conv2", "synthetic-cifar", "flip")])
 def test_unit_weights_with_scaled_input_predict_the_same_classes(arch, dataset, method):
-    cfg = TrainConfig(method=method, arch=arch, dataset=dataset, init="signed_constant", width=0.25, device="cpu")
+    cfg = make_config(method=method, arch=arch, dataset=dataset, init="signed_constant", width=0.25, device="cpu")
     spec = network_spec(cfg)
     model = models.build(spec)
-    configure(model, spec, method)
+    methods.get(method).configure(model, spec, cfg)
     with torch.no_grad():  # a trained-looking connectivity: some connections off / flipped
         for i, (_, layer) in enumerate(conn_layers(model)):
             layer.scores.copy_(torch.randn(layer.scores.shape, generator=torch.Generator().manual_seed(i)))
@@ -42,13 +43,13 @@ def test_unit_weights_with_scaled_input_predict_the_same_classes(arch, dataset, 
 
 
 def test_refuses_what_is_not_positively_homogeneous():
-    cfg = TrainConfig(method="prune", dataset="synthetic-mnist", init="kaiming_normal", device="cpu")
+    cfg = make_config(method="prune", dataset="synthetic-mnist", init="kaiming_normal", device="cpu")
     spec = network_spec(cfg)
     model = models.build(spec)
-    configure(model, spec, "prune")
+    methods.get("prune").configure(model, spec, cfg)
     with pytest.raises(SpecError, match="constant-magnitude"):
         remove_weights(model)
-    desc, _ = train(TrainConfig(method="edge-popup", arch="conv2", dataset="synthetic-cifar", width=0.125, limit=32,
+    desc, _ = train(make_config(method="edge-popup", arch="conv2", dataset="synthetic-cifar", width=0.125, limit=32,
                                 epochs=1, device="cpu"))
     ep = models.build(desc.spec)
     with pytest.raises(SpecError, match="batch norm"):

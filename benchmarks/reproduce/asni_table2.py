@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.reproduce import common
 from connpack.packing import pack
 from connpack.reporting import report
-from connpack.trainers import TrainConfig, asni
+from connpack.trainers import make_config, asni
 
 PAPER = {  # Table 2, MNIST rows: sparsity %, D, A, C, S
     "fc": {"arch": "lenet300", "sparsity": 96.87, "D": 96.88, "A": 96.72, "C": 96.93, "S": 96.75},
@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     results = json.loads(previous.read_text())["results"] if previous.exists() and not args.smoke else {}
     for row in args.rows.split(","):
         paper = PAPER[row]
-        cfg = TrainConfig(method="asni", arch=paper["arch"], dataset=dataset, device=args.device,
+        cfg = make_config(method="asni", arch=paper["arch"], dataset=dataset, device=args.device,
                           epochs=2 if args.smoke else args.epochs, width=0.25 if args.smoke else 1.0,
                           limit=400 if args.smoke else args.limit)
         if row in results and results[row]["config"] == cfg.to_dict():

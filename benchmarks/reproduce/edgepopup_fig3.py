@@ -11,7 +11,7 @@ same sweep on MNIST (a stand-in that shows the shape of the curve, not the paper
 from __future__ import annotations
 
 from benchmarks.reproduce import common
-from connpack.trainers import TrainConfig
+from connpack.trainers import make_config
 
 K_VALUES = (0.1, 0.3, 0.5, 0.7, 0.9)
 ARCHS = ("conv2", "conv4", "conv6")
@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     for arch in archs:
         results[arch] = {}
         for k in ks:
-            cfg = TrainConfig(method="edge-popup", arch=arch, dataset=dataset, init=args.init, k=k, epochs=epochs,
+            cfg = make_config(method="edge-popup", arch=arch, dataset=dataset, init=args.init, k=k, epochs=epochs,
                               width=0.25 if args.smoke else args.width, device=args.device,
                               limit=300 if args.smoke else args.limit)
             rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "edgepopup_fig3")

@@ -11,7 +11,7 @@ from benchmarks.reproduce import common
 from connpack import compare
 from connpack.packing import pack
 from connpack.reporting import report
-from connpack.trainers import TrainConfig, imp
+from connpack.trainers import make_config, imp
 
 TECHNIQUES = ("l2-s", "l1-s", "l1-us", "hybrid", "random-us", "random-s", "linf-s", "fc-only")
 PAPER = {  # Table 2 left, iterations 1-5 and "all" (averaged over 5 seeds)
@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     epochs = args.epochs or (1 if args.smoke else 2)
     results, finals = {}, []
     for tech in techniques:
-        cfg = TrainConfig(method="imp", arch="lenet5", dataset=dataset, technique=tech, iterations=iterations,
+        cfg = make_config(method="imp", arch="lenet5", dataset=dataset, technique=tech, iterations=iterations,
                           epochs=epochs, reinit="rewind", device=args.device, limit=400 if args.smoke else args.limit)
         res = imp.train(cfg, data_dir=args.data_dir)
         finals.append(res.trained)

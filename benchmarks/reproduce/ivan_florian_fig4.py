@@ -6,7 +6,7 @@ sign is + with probability p; accuracy and pruned fraction against p.
 from __future__ import annotations
 
 from benchmarks.reproduce import common
-from connpack.trainers import TrainConfig
+from connpack.trainers import make_config
 
 P_VALUES = (0.01, 0.1, 0.3, 0.5, 0.7, 1.0)
 # Read off the paper's text (section 2.4): performance kept for 0.3 <= p <= 0.7, -1% at p <= 0.1,
@@ -21,7 +21,7 @@ def main(argv=None) -> dict:
     ps = (0.1, 1.0) if args.smoke else P_VALUES
     results = {}
     for p in ps:
-        cfg = TrainConfig(method="prune", variant="free", arch="lenet300", dataset=dataset, init="signed_constant",
+        cfg = make_config(method="prune", variant="free", arch="lenet300", dataset=dataset, init="signed_constant",
                           p_positive=p, epochs=epochs, device=args.device, limit=500 if args.smoke else None)
         rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "ivan_florian_fig4")
         results[str(p)] = {"runs": rows, "summary": common.summary(rows),

@@ -7,7 +7,7 @@ signed He constant weights, Adam, batch 25, Table A.2 learning rates.
 from __future__ import annotations
 
 from benchmarks.reproduce import common
-from connpack.trainers import TrainConfig
+from connpack.trainers import make_config
 
 PAPER = {"baseline": 97.96, "free pruning": 98.05, "minimal pruning": 96.83, "free flipping": 98.14,
          "minimal flipping": 97.22}
@@ -21,7 +21,7 @@ def main(argv=None) -> dict:
     epochs = args.epochs or (1 if args.smoke else 10)
     results = {}
     for label, (method, variant) in ROWS.items():
-        cfg = TrainConfig(method=method, variant=variant, arch="lenet300", dataset=dataset, init="signed_constant",
+        cfg = make_config(method=method, variant=variant, arch="lenet300", dataset=dataset, init="signed_constant",
                           epochs=epochs, device=args.device, limit=500 if args.smoke else None)
         rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "ivan_florian_table1")
         results[label] = {"paper": PAPER[label], "runs": rows, "summary": common.summary(rows)}

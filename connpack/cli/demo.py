@@ -12,7 +12,6 @@ from connpack import atomic, exporters
 from connpack.cli.common import DataDir, console, errors, safe
 from connpack.cli.progress import training_progress
 from connpack.cli.report import render
-from connpack.trainers.config import TrainConfig
 
 
 @errors
@@ -30,10 +29,10 @@ def command(
     from connpack.exporters import onnx_dense
     from connpack.packing import pack, unpack
     from connpack.reporting import report
-    from connpack.trainers import train
+    from connpack.trainers import make_config, train
 
     t0 = time.perf_counter()
-    cfg = TrainConfig(method=method, variant=variant, dataset=dataset, epochs=epochs)
+    cfg = make_config(method=method, variant=variant, dataset=dataset, epochs=epochs)
     model_pt, model_cpk, model_onnx = out_dir / "model.pt", out_dir / "model.cpk", out_dir / "model.onnx"
     console.rule(f"1/5 train: {variant} {method}, lenet300, {dataset}, {epochs} epochs")
     with training_progress() as progress:

@@ -27,15 +27,21 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from connpack import data, models, pruning
+import numpy as np
+
+from connpack import pruning
 from connpack.description import Description, TensorCode
 from connpack.errors import SpecError
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
-from connpack.trainers import masked
-from connpack.trainers.loop import Loop, Progress, build_optimizer, resolve_device
+from connpack.trainers.base import Method, Session, TrainResult, check_fits, spec_hparams
+from connpack.trainers.config import TrainConfig, parse_init
+
+if TYPE_CHECKING:  # torch: imported by the functions that train (the CLI reads Hparams without it)
+    import torch
+
+    from connpack.trainers.loop import Progress
 
 VARIANTS = ("D", "A", "C", "S")
 
@@ -55,6 +61,25 @@ DEFAULTS = {
     ("cifar", "vgg16"): {**_SGD, "alpha": 99.0, "gamma": 16.0},
     ("cifar", "resnet18"): {**_SGD, "alpha": 97.0, "gamma": 16.0},
 }
+_HPARAMS = ("alpha", "gamma")
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """Algorithm 1's sparsity schedule and the cosine learning-rate scale (Damadi et al. section 3.4)."""
+
+    alpha: float = field(default=98.0, metadata={"help": "final sparsity scale alpha, percent in (0, 100) "
+                                                 "(default: Damadi et al. Table 2 for the architecture)",
+                                                 "method_default": True})
+    beta: float = field(default=0.5, metadata={"help": "sigmoid centre as a fraction of the epochs, in [0, 1] "
+                                               "(section 3.4: 0.5)"})
+    gamma: float = field(default=5.0, metadata={"help": "sigmoid temperature in epochs, > 0 (default: Table 2)",
+                                                 "method_default": True})
+    delta: float = field(default=0.06, metadata={"help": "cosine scale delta > 0, with --schedule cosine "
+                                                 "(section 3.4: 0.06)"})
+
+    def __post_init__(self):
+        check(self.alpha, self.beta, self.gamma, self.delta)
 
 
 def _family(dataset: str) -> str:
@@ -66,15 +91,6 @@ def paper_defaults(arch: str, dataset: str) -> dict:
     fam = _family(dataset)
     other = "mnist" if fam == "cifar" else "cifar"
     return DEFAULTS.get((fam, arch)) or DEFAULTS.get((other, arch)) or DEFAULTS[(fam, "conv6")]
-
-
-def apply_defaults(cfg) -> None:
-    """Fill the TrainConfig fields left None with the paper's values, then check the ASNI ranges."""
-    row = {"init": "kaiming_normal", **paper_defaults(cfg.arch, cfg.dataset)}
-    for name, value in row.items():
-        if getattr(cfg, name) is None:
-            object.__setattr__(cfg, name, value)
-    check(cfg.alpha, cfg.beta, cfg.gamma, cfg.delta)
 
 
 def check(alpha: float, beta: float, gamma: float, delta: float) -> None:
@@ -115,76 +131,37 @@ def amenable(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec:
     return Description(spec, tensors, dense)
 
 
-def network_spec(cfg) -> NetworkSpec:
+def network_spec(cfg: TrainConfig) -> NetworkSpec:
     """LeNet-300-100 and the others with biases (as the paper); affine batch norm for VGG and ResNet."""
-    from connpack.trainers.config import parse_init
+    from connpack import data
 
-    meta = data.info(cfg.dataset)
+    meta = data.info(cfg.dataset, cfg.image_size)
     bn = "affine" if cfg.arch.startswith(("vgg", "resnet")) else "none"
     model = ModelSpec(arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width,
                       bias=True, batchnorm=bn)
-    hparams = {k: v for k, v in cfg.to_dict().items() if k not in ("arch", "init", "p_positive", "seed", "device")}
-    return NetworkSpec(model=model, rng=RngSpec(seed=cfg.seed), init=InitSpec(parse_init(cfg.init, cfg.method)[0],
-                       p_positive=cfg.p_positive), method=cfg.method, hparams=hparams)
+    return NetworkSpec(model=model, rng=RngSpec(seed=cfg.seed), init=InitSpec(parse_init(cfg.init)[0],
+                       p_positive=cfg.p_positive), method=cfg.method, hparams=spec_hparams(cfg))
 
 
-@dataclass
-class Run:
-    """Shared pieces of one ASNI/IMP run: config, spec, data, device, checkpointing."""
+def fresh(spec: NetworkSpec) -> "torch.nn.Module":
+    """The network at its original initialisation (generated weights, zero biases), all-ones masks."""
+    from connpack import models
+    from connpack.trainers import masked
 
-    cfg: object
-    spec: NetworkSpec
-    train: tuple
-    test: tuple
-    device: torch.device
-    checkpoint: Path | None
-    resume: bool
-    progress: Progress | None
-    checkpoints: list[Path] = field(default_factory=list)
+    return masked.attach(models.build(spec))
 
-    @classmethod
-    def make(cls, cfg, spec, data_dir, checkpoint, resume, progress) -> "Run":
-        model = models.build(spec)
-        try:
-            with torch.no_grad():
-                model.eval()(torch.zeros(2, *spec.model.in_shape))
-        except RuntimeError as e:
-            raise SpecError(f"architecture '{spec.model.arch}' does not fit input {spec.model.in_shape}: "
-                            f"{str(e).splitlines()[0]}") from None
-        device = resolve_device(cfg.device)
-        train = data.load(cfg.dataset, "train", data_dir, limit=cfg.limit)
-        test = data.load(cfg.dataset, "test", data_dir)
-        return cls(cfg, spec, train, test, device, checkpoint, resume, progress)
 
-    def fresh(self) -> torch.nn.Module:
-        """The network at its original initialisation (generated weights, zero biases), all-ones masks."""
-        return masked.attach(models.build(self.spec))
+def fit(session: Session, model: "torch.nn.Module", tag: str, schedule_factor=None, on_epoch_end=None) -> list[dict]:
+    """Dense training of ``model`` under its masks for cfg.epochs (one phase, checkpoint ``<ckpt>.<tag>``)."""
+    import torch
 
-    def fit(self, model, tag: str, *, schedule_factor=None, on_epoch_end=None) -> list[dict]:
-        """Train ``model`` for cfg.epochs with its own checkpoint file ``<checkpoint>.<tag>`` (resumable)."""
-        cfg = self.cfg
-        model.to(self.device)
-        opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.learning_rate(), cfg.weight_decay)
-        sched = None
-        if schedule_factor is not None:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule_factor)
-        ckpt = None if self.checkpoint is None else self.checkpoint.with_name(f"{self.checkpoint.name}.{tag}")
-        progress = None
-        if self.progress is not None:
-            progress = lambda event: self.progress({**event, "phase": tag})  # noqa: E731
-        meta = {"method": cfg.method, "phase": tag,
-                "config": {k: v for k, v in cfg.to_dict().items() if k != "device"}.__repr__()}
-        loop = Loop(model=model, optimizer=opt, train=self.train, test=self.test, epochs=cfg.epochs,
-                    batch_size=cfg.batch_size, seed=cfg.seed, device=self.device, stats=masked.stats,
-                    on_epoch_end=on_epoch_end, scheduler=sched, checkpoint=ckpt, progress=progress, meta=meta)
-        start = 0
-        if ckpt is not None:
-            self.checkpoints.append(ckpt)
-            if self.resume and ckpt.exists():
-                start = loop.load_checkpoint()
-        rows = loop.run(start)
-        model.cpu()
-        return [{"phase": tag, **r} for r in rows]
+    from connpack.trainers import masked
+    from connpack.trainers.loop import build_optimizer
+
+    cfg = session.cfg
+    opt = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+    sched = None if schedule_factor is None else torch.optim.lr_scheduler.LambdaLR(opt, schedule_factor)
+    return session.fit(model, opt, tag=tag, scheduler=sched, stats=masked.stats, on_epoch_end=on_epoch_end)
 
 
 @dataclass
@@ -199,44 +176,86 @@ class AsniResult:
     checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
 
-def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-          progress: Progress | None = None, variants: tuple[str, ...] = VARIANTS) -> AsniResult:
+def run(cfg: TrainConfig, session: Session, variants: tuple[str, ...] = VARIANTS) -> AsniResult:
     """Run ASNI (A) and the re-initialised (C, S) and dense (D) variants of Table 2."""
+    from connpack import models
+    from connpack.trainers import masked
+
+    hp = cfg.hp
     spec = network_spec(cfg)
-    run = Run.make(cfg, spec, data_dir, checkpoint, resume, progress)
+    check_fits(models.build(spec), spec)
     E, cosine = cfg.epochs, cfg.schedule == "cosine"
-    factor = (lambda e: lr_factor(e, E, cfg.delta)) if cosine else None
+    factor = (lambda e: lr_factor(e, E, hp.delta)) if cosine else None
     metrics, acc = [], {}
 
-    model_a = run.fresh()
+    model_a = fresh(spec)
 
     def prune(epoch: int) -> None:
-        p = sparsity_schedule(epoch + 1, E, cfg.alpha, cfg.beta, cfg.gamma)
+        p = sparsity_schedule(epoch + 1, E, hp.alpha, hp.beta, hp.gamma)
         masked.set_masks(model_a, pruning.global_magnitude(masked.weights(model_a), p, masked.masks(model_a)))
 
-    rows = run.fit(model_a, "A", schedule_factor=factor, on_epoch_end=prune)
+    rows = fit(session, model_a, "A", schedule_factor=factor, on_epoch_end=prune)
     metrics += rows
     acc["A"] = rows[-1]["test_acc"]
     w_a, m_a = masked.weights(model_a), masked.masks(model_a)
-    init = amenable(w_a, m_a, spec, masked.dense_state(run.fresh()))
+    init = amenable(w_a, m_a, spec, masked.dense_state(fresh(spec)))
 
-    model_c = run.fresh()
+    model_c = fresh(spec)
     masked.set_masks(model_c, m_a)
     masked.set_weights(model_c, {k: code.materialize(None) for k, code in init.tensors.items()})
     if "C" in variants:
-        rows = run.fit(model_c, "C", schedule_factor=factor)
+        rows = fit(session, model_c, "C", schedule_factor=factor)
         metrics += rows
         acc["C"] = rows[-1]["test_acc"]
     for tag in ("S", "D"):
         if tag in variants:
-            model = run.fresh()
+            model = fresh(spec)
             if tag == "S":
                 masked.set_masks(model, m_a)
-            rows = run.fit(model, tag, schedule_factor=factor)
+            rows = fit(session, model, tag, schedule_factor=factor)
             metrics += rows
             acc[tag] = rows[-1]["test_acc"]
     kept = sum(int(m.sum()) for m in m_a.values())
     total = sum(m.size for m in m_a.values())
     return AsniResult(accuracy={v: acc[v] for v in VARIANTS if v in acc}, sparsity=1.0 - kept / total,
                       nonzeros=kept, trained=masked.describe(model_a, spec), amenable=init,
-                      retrained=masked.describe(model_c, spec), metrics=metrics, checkpoints=run.checkpoints)
+                      retrained=masked.describe(model_c, spec), metrics=metrics, checkpoints=session.checkpoints)
+
+
+def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
+          progress: Progress | None = None, variants: tuple[str, ...] = VARIANTS) -> AsniResult:
+    """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
+    session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
+    try:
+        return run(cfg, session, variants)
+    finally:
+        session.close()
+
+
+class Asni(Method):
+    name = "asni"
+    Hparams = Hparams
+    extendable = False  # the sparsity schedule is a function of the number of epochs
+    outputs = ("init", "C")
+
+    def defaults(self, arch: str, dataset: str, optimizer: str | None) -> dict:
+        """Damadi et al. Table 1 for (dataset, arch); He-normal initialisation."""
+        row = paper_defaults(arch, dataset)
+        return {"init": "kaiming_normal", **{k: v for k, v in row.items() if k not in _HPARAMS}}
+
+    def hparams(self, arch: str, dataset: str, given: dict):
+        row = paper_defaults(arch, dataset)
+        return Hparams(**{**{k: row[k] for k in _HPARAMS}, **given})
+
+    def network_spec(self, cfg: TrainConfig) -> NetworkSpec:
+        return network_spec(cfg)
+
+    def run(self, cfg: TrainConfig, session: Session) -> TrainResult:
+        r = run(cfg, session)
+        return TrainResult(r.trained, r.metrics, extra={"init": r.amenable, "C": r.retrained},
+                           checkpoints=r.checkpoints, summary=[
+            f"sparsity {r.sparsity:.2%} ({r.nonzeros:,} weights kept)   "
+            + "   ".join(f"{v} {a:.2%}" for v, a in r.accuracy.items())])
+
+
+METHOD = Asni()

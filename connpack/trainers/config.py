@@ -1,4 +1,9 @@
-"""Training hyper-parameters as one frozen dataclass, with the help text beside each field."""
+"""Training options shared by every method, as one frozen dataclass with the help text beside each field.
+
+A leaf module: it imports no method. A method's own options are its frozen ``Hparams`` dataclass (in the
+method's module), held in ``TrainConfig.hp``; ``connpack.trainers.methods.make_config`` fills the defaults
+that depend on the method (the papers' tables) and builds both, so every field here is resolved.
+"""
 from __future__ import annotations
 
 import math
@@ -9,125 +14,99 @@ from connpack.errors import SpecError
 MAX_WIDTH = 64.0
 """Largest width multiplier (conv8 at 64x already has ~10^10 weights)."""
 
-# Ivan & Florian, Table A.2 (Adam, batch 25). conv8 is not in the paper: it takes conv6's rates.
-PAPER_LR = {
-    "lenet300": {"baseline": 1e-3, "prune": 1e-3, "flip": 1e-3},
-    "conv2": {"baseline": 2e-4, "prune": 3e-3, "flip": 5e-4},
-    "conv4": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
-    "conv6": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
-    "conv8": {"baseline": 3e-4, "prune": 3e-3, "flip": 5e-4},
-}
-
-
 # Names users type for the weight distributions (CLI --init) -> connpack.rng / InitSpec names.
 INIT_ALIASES = {"he": "kaiming_normal", "he_normal": "kaiming_normal", "glorot": "xavier_normal",
                 "glorot_normal": "xavier_normal", "he_constant": "signed_constant",
                 "signed_he_constant": "signed_constant", "signed_kaiming_constant": "signed_constant"}
 INITS = ("signed_constant", "kaiming_normal", "xavier_normal", "kaiming_uniform")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("none", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
 
 
-def parse_init(name: str, method: str = "edge-popup") -> tuple[str, bool]:
-    """'kaiming_normal_scaled' -> ('kaiming_normal', True). Scaled (x sqrt(1/k), edge-popup section 4.5)
-    needs the fraction k kept, so it is edge-popup's only."""
+def parse_init(name: str, scaled_ok: bool = True) -> tuple[str, bool]:
+    """'kaiming_normal_scaled' -> ('kaiming_normal', True). ``scaled_ok``: the method knows a fraction kept k
+    (the x sqrt(1/k) scaling of edge-popup section 4.5)."""
     scaled = name.endswith("_scaled")
     base = name[: -len("_scaled")] if scaled else name
     base = INIT_ALIASES.get(base, base)
     if base not in INITS:
         raise SpecError(f"unknown init '{name}' (choose from {', '.join(INITS)}, aliases "
                         f"{', '.join(INIT_ALIASES)}, each optionally with _scaled)")
-    if scaled and method != "edge-popup":
+    if scaled and not scaled_ok:
         raise SpecError(f"init '{name}': the _scaled variants (std x sqrt(1/k)) are for --method edge-popup")
     return base, scaled
 
 
-def method_defaults(method: str, optimizer: str | None = None) -> dict:
-    """Defaults that depend on the method: Ivan & Florian Table A.2, or edge-popup section 4.1."""
-    if method == "edge-popup":
-        optimizer = optimizer or "sgd"
-        return {"batch_size": 128, "optimizer": optimizer, "weight_decay": 1e-4,
-                "schedule": "cosine" if optimizer == "sgd" else "none"}
-    optimizer = optimizer or "adam"
-    return {"batch_size": 25, "optimizer": optimizer, "weight_decay": 0.0,
-            "schedule": "cosine" if optimizer == "sgd" else "none"}
+def _opt(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class NoHparams:
+    """A method without options of its own."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = field(default="flip", metadata={"help": "baseline | prune | flip | edge-popup | asni | imp"})
-    variant: str = field(default="free", metadata={"help": "free | minimal (Ivan & Florian Eq. 4 regulariser)"})
-    arch: str = field(default="lenet300", metadata={"help": "architecture name from the registry"})
-    dataset: str = field(default="mnist", metadata={"help": "mnist | fashion-mnist | cifar10 | synthetic-*"})
-    init: str | None = field(default=None, metadata={"help": "default: signed_constant (asni/imp: kaiming_normal); signed_constant (he_constant) | kaiming_normal (he) | "
-                      "xavier_normal (glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k)"})
-    p_positive: float = field(default=0.5, metadata={"help": "signed_constant: probability of a + sign"})
-    seed: int = field(default=0, metadata={"help": "seeds weights, scores and data order"})
-    epochs: int | None = field(default=None, metadata={"help": "training epochs (default 10; asni: Table 1; imp: 30)"})
-    batch_size: int | None = field(default=None, metadata={"help": "default: 25 (Table A.2); edge-popup 128"})
-    lr: float | None = field(default=None, metadata={"help": "learning rate (default: the paper's)"})
-    optimizer: str | None = field(default=None, metadata={"help": "adam | sgd (default: adam; edge-popup sgd, momentum 0.9)"})
-    width: float = field(default=1.0, metadata={"help": "width multiplier of hidden layers"})
-    k: float = field(default=0.5, metadata={"help": "edge-popup: fraction of weights KEPT per layer, in (0, 1]"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    limit: int | None = field(default=None, metadata={"help": "use only the first N training examples"})
-    weight_decay: float | None = field(default=None, metadata={"help": "default: 0; edge-popup 1e-4 (on the scores)"})
-    schedule: str | None = field(default=None, metadata={"help": "none | cosine (default: cosine for sgd, none for adam)"})
-    # ASNI (Damadi et al., Algorithm 1); None = Tables 1 and 2 for the architecture and dataset (trainers.asni)
-    alpha: float | None = field(default=None, metadata={"help": "asni: final sparsity scale alpha, percent in (0, 100)"})
-    beta: float = field(default=0.5, metadata={"help": "asni: sigmoid centre as a fraction of the epochs, in [0, 1]"})
-    gamma: float | None = field(default=None, metadata={"help": "asni: sigmoid temperature in epochs, > 0"})
-    delta: float = field(default=0.06, metadata={"help": "asni: cosine scale delta > 0 (with --schedule cosine)"})
-    # Iterative magnitude pruning (Paganini & Forde, section 3)
-    technique: str = field(default="l1-us", metadata={"help": "imp: l1-us l1-s l2-s linf-s random-us random-s hybrid fc-only"})
-    fraction: float = field(default=0.2, metadata={"help": "imp: fraction of the remaining connections/units pruned per step"})
-    iterations: int = field(default=20, metadata={"help": "imp: pruning iterations (each followed by a full training)"})
-    scope: str = field(default="local", metadata={"help": "imp: local (per layer) | global (pooled per rule)"})
-    reinit: str = field(default="rewind", metadata={"help": "imp: rewind | finetune | sigma-sign | sign | random (fresh draw, seed + 1)"})
+    """Every field resolved (``make_config`` fills the method's defaults); ``hp`` holds the method's options.
+
+    Fields with ``"method_default": True`` in their metadata take the method's paper value when not given.
+    """
+
+    method: str = _opt("flip", "training method (see `connpack train --help` for the list)")
+    arch: str = _opt("lenet300", "architecture name from the registry")
+    dataset: str = _opt("mnist", "mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:DIR | synthetic-*")
+    init: str = _opt("signed_constant", "signed_constant (he_constant) | kaiming_normal (he) | xavier_normal "
+                     "(glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k) "
+                     "(default: the method's paper)", method_default=True)
+    p_positive: float = _opt(0.5, "signed_constant: probability of a + sign")
+    seed: int = _opt(0, "seeds weights, scores and data order")
+    epochs: int = _opt(10, "training epochs (default: the method's paper)", method_default=True)
+    batch_size: int = _opt(25, "global batch size (default: the method's paper)", method_default=True)
+    lr: float = _opt(1e-3, "learning rate (default: the method's paper for the architecture)", method_default=True)
+    optimizer: str = _opt("adam", "adam | sgd (momentum 0.9) (default: the method's paper)", method_default=True)
+    width: float = _opt(1.0, "width multiplier of hidden layers")
+    device: str = _opt("auto", "auto | cpu | cuda")
+    limit: int | None = _opt(None, "use only the first N training examples")
+    weight_decay: float = _opt(0.0, "weight decay (default: the method's paper)", method_default=True)
+    schedule: str = _opt("none", "none | cosine (default: the method's paper)", method_default=True)
+    workers: int = _opt(0, "data-loading worker processes for streamed datasets (imagefolder)")
+    image_size: int = _opt(224, "imagefolder: side of the training crop and of the test centre crop")
+    hp: object = field(default_factory=NoHparams, metadata={"help": ""})
 
     def __post_init__(self):
-        for f in fields(self):  # nan / inf reach no optimizer
+        for f in self.common_fields():  # nan / inf reach no optimizer
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecError(f"{f.name.replace('_', '-')} must be a finite number, got {value}")
         if not 0 < self.width <= MAX_WIDTH:
             raise SpecError(f"width multiplier must be in (0, {MAX_WIDTH:g}], got {self.width:g}")
-        if self.method in ("asni", "imp"):  # the pruning papers' defaults; they check their own fields
-            from connpack.trainers import asni, imp
-
-            (asni if self.method == "asni" else imp).apply_defaults(self)
-        for name, value in {"init": "signed_constant", "epochs": 10, **method_defaults(self.method, self.optimizer)}.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        parse_init(self.init, self.method)
-        if self.weight_decay < 0 or self.schedule not in ("none", "cosine"):
+        parse_init(self.init)
+        if self.weight_decay < 0 or self.schedule not in SCHEDULES:
             raise SpecError(f"weight decay must be >= 0 and schedule none|cosine, got {self.weight_decay}, {self.schedule!r}")
-        if self.method not in ("baseline", "prune", "flip", "edge-popup", "asni", "imp"):
-            raise SpecError(f"unknown method '{self.method}' (choose from baseline, prune, flip, edge-popup, asni, imp)")
-        if self.variant not in ("free", "minimal"):
-            raise SpecError(f"unknown variant '{self.variant}' (choose from free, minimal)")
         if self.epochs < 1 or self.batch_size < 1:
             raise SpecError("epochs and batch size must be >= 1")
-        if not (0.0 < self.k <= 1.0):
-            raise SpecError(f"k (fraction of weights kept) must be in (0, 1], got {self.k}")
         if not (0.0 <= self.p_positive <= 1.0):
             raise SpecError(f"p_positive must be in [0, 1], got {self.p_positive}")
-        if self.lr is not None and not self.lr > 0:
+        if not self.lr > 0:
             raise SpecError(f"learning rate must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise SpecError(f"unknown optimizer '{self.optimizer}' (choose from adam, sgd)")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
+        if self.device not in DEVICES:
             raise SpecError(f"device must be auto, cpu or cuda, got {self.device!r}")
-
-    def learning_rate(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        if self.method == "edge-popup" and self.optimizer == "sgd":
-            return 0.1  # edge-popup section 4.1 (CIFAR-10)
-        key = "prune" if self.method == "edge-popup" else self.method
-        return PAPER_LR.get(self.arch, PAPER_LR["conv6"])[key]
+        if self.limit is not None and self.limit < 1:
+            raise SpecError(f"limit must be >= 1, got {self.limit}")
+        if self.image_size < 8:
+            raise SpecError(f"image size must be >= 8, got {self.image_size}")
+        if self.workers < 0:
+            raise SpecError(f"workers must be >= 0, got {self.workers}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The common fields and the method's options, flat (the run file's hparams)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hp"}
+        return {**d, **asdict(self.hp)}
 
     @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+    def common_fields(cls):
+        return [f for f in fields(cls) if f.name != "hp"]

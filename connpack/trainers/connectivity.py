@@ -7,6 +7,8 @@ Ivan & Florian (section 2, 3):
 edge-popup (Ramanujan et al., section 3, Algorithm 1):
     W * h(|s|), h = 1 on the top fraction k of each layer; scores s ~ Kaiming uniform (section 4.1).
 Gates use the straight-through estimator (connpack.layers). Only t / s are trained; W stays as generated.
+What these methods share is ``trainers.gated.Gated`` (one module each: baseline, prune, flip, edgepopup);
+this module holds their torch side: ``stats``, ``describe``.
 Weight removal (Ivan & Florian section 2.3, Eq. 6): ``remove_weights``.
 """
 from __future__ import annotations
@@ -15,57 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from connpack import rng
 from connpack.description import Description, TensorCode
-from connpack.layers import conn_layers, score_pull
+from connpack.layers import conn_layers
 from connpack.errors import SpecError
-from connpack.specs import InitSpec, NetworkSpec
-from connpack.trainers.config import parse_init
-
-# Edge-popup's scores: Kaiming uniform with a = sqrt(5) (nn.Linear/Conv2d's default), bound 1/sqrt(fan_in).
-SCORE_INIT = InitSpec("kaiming_uniform", gain=float(np.sqrt(2.0 / 6.0)))
-
-
-def batchnorm_for(method: str, arch: str) -> str:
-    """Batch norm of the built model: edge-popup freezes it (no affine; section 4.1) in conv nets and ResNets;
-    ResNets trained otherwise keep affine BN; the papers' LeNet/ConvN use none (I&F section 2.2)."""
-    if method == "edge-popup" and (arch.startswith("conv") or arch.startswith("resnet")):
-        return "frozen"
-    return "affine" if arch.startswith("resnet") else "none"
-
-
-def init_spec(init: str, p_positive: float = 0.5, k: float = 1.0, method: str = "edge-popup") -> InitSpec:
-    """The InitSpec of a CLI init name: aliases resolved; ``*_scaled`` multiplies the std/magnitude by
-    sqrt(1/k) (edge-popup section 4.5); p_positive is the + probability of signed_constant (I&F section 2.4)."""
-    dist, scaled = parse_init(init, method)
-    return InitSpec(dist, p_positive=p_positive if dist == "signed_constant" else 0.5,
-                    scale=float(np.sqrt(1.0 / k)) if scaled else 1.0)
-
-MODE = {"baseline": "dense", "prune": "prune", "flip": "flip", "edge-popup": "topk"}
-
-
-def configure(model: nn.Module, spec: NetworkSpec, method: str, k: float = 1.0) -> None:
-    """Switch every connectivity layer to the method's mode; scores t ~ U(0, 0.1] from the RNG (stream 1)."""
-    for index, (_, layer) in enumerate(conn_layers(model)):
-        w = layer.weight.detach().clone()
-        shape = tuple(w.shape)
-        if method == "edge-popup":
-            s = rng.generate(SCORE_INIT, spec.rng.seed, index, shape, stream=rng.STREAM_SCORES)
-        else:
-            s = rng.scores_uniform(spec.rng.seed, index, shape, 0.0, 0.1)
-        layer.configure(MODE[method], w, torch.from_numpy(np.ascontiguousarray(s)), k=k)
-
-
-def regularizer(method: str, variant: str):
-    """The minimal variants' term of Eq. 4: minus the mean gate value over all M weights of the network.
-
-    Its straight-through gradient, -1/M for every score, is added by the layers' fused backward
-    (``connpack.layers.score_pull``: same bits as the term in the autograd graph, no extra passes).
-    """
-    if variant != "minimal" or method not in ("prune", "flip"):
-        return None
-    return score_pull
-
+from connpack.specs import NetworkSpec
 
 @torch.no_grad()
 def stats(model: nn.Module) -> dict:

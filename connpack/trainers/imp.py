@@ -23,27 +23,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from connpack import models, pruning
+from connpack import pruning
 from connpack.description import Description, TensorCode
 from connpack.errors import SpecError
-from connpack.trainers import masked
-from connpack.trainers.asni import Run, network_spec
-from connpack.trainers.loop import Progress
+from connpack.trainers.asni import fit, fresh, network_spec
+from connpack.trainers.base import Method, Session, TrainResult, check_fits
+from connpack.trainers.config import TrainConfig
+
+if TYPE_CHECKING:
+    from connpack.trainers.loop import Progress
 
 REINITS = ("rewind", "finetune", "sigma-sign", "sign", "random")
 RANDOM_SEED_OFFSET = 1  # reinit "random": the kept weights are generated again with seed + 1
 
 
-def apply_defaults(cfg) -> None:
-    """Section 3: SGD (momentum 0.9 here, as connpack's SGD), constant lr 0.01, batch 32, 30 epochs, He init."""
-    row = {"init": "kaiming_normal", "epochs": 30, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
-           "weight_decay": 0.0, "schedule": "none"}
-    for name, value in row.items():
-        if getattr(cfg, name) is None:
-            object.__setattr__(cfg, name, value)
-    check(cfg.technique, cfg.fraction, cfg.iterations, cfg.scope, cfg.reinit)
+@dataclass(frozen=True)
+class Hparams:
+    """Paganini & Forde section 3 (and Table 1's pruning techniques)."""
+
+    technique: str = field(default="l1-us", metadata={
+        "help": "l1-us l1-s l2-s linf-s random-us random-s hybrid fc-only (Paganini & Forde Table 1)"})
+    fraction: float = field(default=0.2, metadata={
+        "help": "fraction of the remaining connections/units pruned per iteration (section 3: 20%)"})
+    iterations: int = field(default=20, metadata={"help": "pruning iterations, each followed by a full training"})
+    scope: str = field(default="local", metadata={"help": "local (per layer) | global (pooled per rule)"})
+    reinit: str = field(default="rewind", metadata={"help": "rewind | finetune | sigma-sign | sign (section 3.2) | random (fresh draw, seed + 1)"})
+
+    def __post_init__(self):
+        check(self.technique, self.fraction, self.iterations, self.scope, self.reinit)
 
 
 def check(technique: str, fraction: float, iterations: int, scope: str, reinit: str) -> None:
@@ -101,36 +112,87 @@ class ImpResult:
     checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
 
-def train(cfg, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-          progress: Progress | None = None) -> ImpResult:
+def run(cfg: TrainConfig, session: Session) -> ImpResult:
+    from connpack import models
+    from connpack.trainers import masked
+
+    hp = cfg.hp
     spec = network_spec(cfg)
-    run = Run.make(cfg, spec, data_dir, checkpoint, resume, progress)
-    model = run.fresh()
+    check_fits(models.build(spec), spec)
+    model = fresh(spec)
     theta0 = masked.weights(model)
     dense0 = masked.dense_state(model)
-    if cfg.reinit == "random":
-        theta0 = masked.weights(masked.attach(models.build(random_spec(spec))))
-    start_values = reinit_weights(theta0, cfg.reinit)
+    if hp.reinit == "random":
+        theta0 = masked.weights(fresh(random_spec(spec)))
+    start_values = reinit_weights(theta0, hp.reinit)
     history, accuracy, metrics = [], [], []
-    for it in range(cfg.iterations + 1):
+    for it in range(hp.iterations + 1):
         if it > 0:
-            new = pruning.prune_step(masked.weights(model), masked.masks(model), cfg.technique, cfg.fraction,
-                                     cfg.scope, seed=cfg.seed, iteration=it)
+            new = pruning.prune_step(masked.weights(model), masked.masks(model), hp.technique, hp.fraction,
+                                     hp.scope, seed=cfg.seed, iteration=it)
             masked.set_masks(model, new)
-            if cfg.reinit != "finetune":
+            if hp.reinit != "finetune":
                 masked.set_weights(model, start_values)
                 state = model.state_dict()
                 model.load_state_dict({**state, **{k: _tensor(v) for k, v in dense0.items()}})
-        rows = run.fit(model, f"it{it}")
+        rows = fit(session, model, f"it{it}")
         history.append(masked.masks(model))
         accuracy.append(rows[-1]["test_acc"])
         metrics += [{"iteration": it, **r} for r in rows]
     return ImpResult(trained=masked.describe(model, spec),
-                     ticket=ticket(theta0, history[-1], spec, dense0, cfg.reinit),
-                     masks=history, accuracy=accuracy, metrics=metrics, checkpoints=run.checkpoints)
+                     ticket=ticket(theta0, history[-1], spec, dense0, hp.reinit),
+                     masks=history, accuracy=accuracy, metrics=metrics, checkpoints=session.checkpoints)
+
+
+def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
+          progress: Progress | None = None) -> ImpResult:
+    """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
+    session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
+    try:
+        return run(cfg, session)
+    finally:
+        session.close()
 
 
 def _tensor(v: np.ndarray):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(v))
+
+
+def _iterations_figure(masks, path: Path, cfg: TrainConfig) -> bool:
+    """Each layer's density and Jaccard distance to the previous iteration, as a PNG (needs matplotlib)."""
+    from connpack import maskplot
+
+    if len(masks) < 2:
+        return False
+    maskplot.iterations_figure(masks, path, title=f"IMP {cfg.arch}, {cfg.hp.technique}, {cfg.hp.fraction:g} per iteration")
+    return True
+
+
+class Imp(Method):
+    name = "imp"
+    Hparams = Hparams
+    extendable = False  # each iteration's training depends on the previous iteration's
+    outputs = ("ticket",)
+
+    def defaults(self, arch: str, dataset: str, optimizer: str | None) -> dict:
+        """Section 3: SGD (momentum 0.9 here, as connpack's SGD), constant lr 0.01, batch 32, 30 epochs, He init."""
+        return {"init": "kaiming_normal", "epochs": 30, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
+                "weight_decay": 0.0, "schedule": "none"}
+
+    def network_spec(self, cfg: TrainConfig):
+        return network_spec(cfg)
+
+    def run(self, cfg: TrainConfig, session: Session) -> TrainResult:
+        r = run(cfg, session)
+        lines = []
+        for it, a in enumerate(r.accuracy):
+            kept = sum(int(m.sum()) for m in r.masks[it].values())
+            total = sum(m.size for m in r.masks[it].values())
+            lines.append(f"iteration {it:2d}: sparsity {1 - kept / total:7.2%}   test accuracy {a:.2%}")
+        return TrainResult(r.trained, r.metrics, extra={"ticket": r.ticket}, checkpoints=r.checkpoints, summary=lines,
+                           figures={"iterations": lambda path: _iterations_figure(r.masks, path, cfg)})
+
+
+METHOD = Imp()

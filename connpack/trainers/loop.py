@@ -64,17 +64,18 @@ def build_scheduler(name: str, optimizer, epochs: int):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 1000,
-             ctx: Context = Context()) -> float:
-    """Accuracy on (x, y); under DDP each rank scores its slice and the counts are summed."""
+def evaluate(model: nn.Module, split, device: torch.device, batch: int = 1000, ctx: Context = Context(),
+             workers: int = 0) -> float:
+    """Accuracy on a split (connpack.data.Tensors / Streamed, or an (x, y) pair); under DDP each rank scores
+    its slice and the counts are summed."""
     model.eval()
-    lo, hi = ctx.slice_bounds(len(x))
+    split = data.as_split(split)
+    lo, hi = ctx.slice_bounds(len(split))
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for i in range(lo, hi, batch):
-        j = min(i + batch, hi)
-        out = model(x[i:j].to(device))
-        correct += (out.argmax(1) == y[i:j].to(device)).sum()
-    return int(ctx.all_sum(correct)) / max(1, len(x))
+    for xb, yb in split.loader(data.in_order(hi, batch, lo), workers, device.type == "cuda"):
+        out = model(xb.to(device, non_blocking=True))
+        correct += (out.argmax(1) == yb.to(device, non_blocking=True)).sum()
+    return int(ctx.all_sum(correct)) / max(1, len(split))
 
 
 def _checkpoint_problem(state, epochs: int) -> str | None:
@@ -99,8 +100,8 @@ def _checkpoint_problem(state, epochs: int) -> str | None:
 class Loop:
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    train: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
+    train: object                       # connpack.data.Tensors / Streamed, or an (x, y) pair
+    test: object
     epochs: int
     batch_size: int
     seed: int
@@ -117,6 +118,7 @@ class Loop:
     ctx: Context = field(default_factory=Context)
     net: nn.Module | None = None        # what runs the forward pass: the DDP wrapper, or ``model``
     meta: dict = field(default_factory=dict)  # saved with each checkpoint; a resume must match it
+    workers: int = 0                    # DataLoader workers of streamed splits
     metrics: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -146,6 +148,9 @@ class Loop:
     def load_checkpoint(self) -> int:
         """Restore from the checkpoint; returns the number of epochs completed."""
         state = ptfile.load(self.checkpoint, map_location=self.device, what="checkpoint")
+        done = state.get("epoch") if isinstance(state, dict) else None
+        if type(done) is int and done > self.epochs >= 1:
+            raise InputFileError(f"{self.checkpoint}: {done} epochs already done, more than --epochs {self.epochs}")
         bad = _checkpoint_problem(state, self.epochs)
         if bad:  # refused as it is: the file stays where it is
             raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({bad})")
@@ -153,7 +158,8 @@ class Loop:
         if meta != self.meta:
             diff = sorted(k for k in set(meta) | set(self.meta) if meta.get(k) != self.meta.get(k))
             raise InputFileError(f"{self.checkpoint}: written by a run with other settings ({', '.join(diff)}); "
-                                 "rerun without --resume or with the same options")
+                                 "rerun without --resume, or with the same options (a larger --epochs extends "
+                                 "a single-phase run with --schedule none)")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -162,7 +168,7 @@ class Loop:
         except Exception as e:
             raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
         self.metrics = list(state["metrics"])
-        return state["epoch"]
+        return done
 
     # ------------------------------------------------------------------------------------ training
     def step(self, xb: torch.Tensor, yb: torch.Tensor, global_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,26 +187,28 @@ class Loop:
         return loss_sum.detach(), (out.detach().argmax(1) == yb).sum()
 
     def run(self, start_epoch: int = 0) -> list[dict]:
-        x, y = self.train
-        if self.device.type == "cuda" and x.numel() * x.element_size() < 2**31:
-            x, y = x.to(self.device), y.to(self.device)  # index on the GPU: no host transfer per step
+        train, test = data.as_split(self.train), data.as_split(self.test)
+        cuda = self.device.type == "cuda"
+        if cuda and isinstance(train, data.Tensors) and train.nbytes() < 2**31:
+            train = train.to(self.device)  # index on the GPU: no host transfer per step
+        n = len(train)
         for epoch in range(start_epoch, self.epochs):
             t0 = time.perf_counter()
             self.model.train()
-            order = data.batches(len(x), self.batch_size, self.seed, epoch)
+            order = data.batches(n, self.batch_size, self.seed, epoch)
             self._emit(event="epoch_start", epoch=epoch + 1, epochs=self.epochs, steps=len(order))
             started = last = self.clock()
             seen = 0
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
-            for step, idx in enumerate(order):
-                mine = self.ctx.shard(idx).to(x.device)
-                xb = x[mine].to(self.device, non_blocking=True)
-                yb = y[mine].to(self.device, non_blocking=True)
-                batch_loss, batch_correct = self.step(xb, yb, len(idx))
+            mine = [self.ctx.shard(idx) for idx in order]
+            for step, (xb, yb) in enumerate(train.loader(mine, self.workers, cuda, epoch)):
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True)
+                batch_loss, batch_correct = self.step(xb, yb, len(order[step]))
                 loss_sum += batch_loss
                 correct += batch_correct
-                seen += len(idx)
+                seen += len(order[step])
                 now = self.clock()
                 due = now - last >= self.progress_every or step + 1 == len(order)
                 if due and self.progress is not None:  # by time: the loss is read (a device sync) only then
@@ -216,9 +224,9 @@ class Loop:
             loss_sum, correct = self.ctx.all_sum(loss_sum), self.ctx.all_sum(correct)
             row = {
                 "epoch": epoch + 1,
-                "train_loss": float(loss_sum) / len(x),
-                "train_acc": float(correct) / len(x),
-                "test_acc": evaluate(self.model, *self.test, self.device, ctx=self.ctx),
+                "train_loss": float(loss_sum) / n,
+                "train_acc": float(correct) / n,
+                "test_acc": evaluate(self.model, test, self.device, ctx=self.ctx, workers=self.workers),
                 **self.stats(self.model),
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
