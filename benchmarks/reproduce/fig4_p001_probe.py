@@ -25,7 +25,7 @@ import torch
 from benchmarks.reproduce import common
 from connpack import data, models, rng
 from connpack.layers import conn_layers
-from connpack.trainers import TrainConfig, network_spec, train
+from connpack.trainers import make_config, network_spec, train
 
 BASE = dict(method="prune", variant="free", arch="lenet300", init="signed_constant", p_positive=0.01)
 CANDIDATES = {  # name -> (input transform, score high bound, lr)
@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
             continue
         inputs, score_high, lr = CANDIDATES[name]
         ppos = 0.5 if name.startswith("p = 0.5") else 0.01
-        cfg = TrainConfig(**{**BASE, "p_positive": ppos}, dataset="synthetic-mnist" if args.smoke else "mnist",
+        cfg = make_config(**{**BASE, "p_positive": ppos}, dataset="synthetic-mnist" if args.smoke else "mnist",
                           epochs=epochs, lr=lr, device=args.device, limit=500 if args.smoke else None)
         if args.smoke:
             cfg = replace(cfg, dataset="synthetic-mnist")

@@ -21,7 +21,7 @@ from benchmarks.reproduce import common
 from connpack import models
 from connpack.packing import pack
 from connpack.reporting import report
-from connpack.trainers import TrainConfig, imp, masked
+from connpack.trainers import make_config, imp, masked
 from connpack.trainers.asni import network_spec
 
 REINITS = ("rewind", "finetune", "random")
@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     for reinit in args.reinits.split(","):
         if reinit in done and len(done[reinit]["accuracy"]) == iterations + 1:
             continue
-        cfg = TrainConfig(method="imp", arch="lenet300", dataset=dataset, technique="l1-us", fraction=0.2,
+        cfg = make_config(method="imp", arch="lenet300", dataset=dataset, technique="l1-us", fraction=0.2,
                           iterations=iterations, scope="local", reinit=reinit, epochs=epochs, device=args.device,
                           limit=400 if args.smoke else None)
         args.work.mkdir(parents=True, exist_ok=True)
