@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from connpack import data, runfile
+from connpack.api import load_description
 from connpack.distributed import Context
 from tests.conftest import run_cli
 
@@ -62,6 +63,8 @@ def test_train_pack_unpack_eval_end_to_end(runner, folder, tmp_path):
     desc, metrics = runfile.load(out)
     assert desc.spec.model.in_shape == (3, 16, 16) and desc.spec.model.num_classes == 3
     assert run_cli(runner, "pack", out, "-o", tmp_path / "m.cpk").exit_code == 0
+    record = load_description(tmp_path / "m.cpk").data  # the folder names travel in the .cpk's data contract
+    assert record.classes == CLASSES and record.dataset == ds and record.mean == (0.485, 0.456, 0.406)
     assert run_cli(runner, "unpack", tmp_path / "m.cpk", "--onnx", tmp_path / "m.onnx").exit_code == 0
     res = run_cli(runner, "eval", tmp_path / "m.onnx", "--dataset", ds, "--json")
     assert res.exit_code == 0, res.output
