@@ -484,13 +484,15 @@ class Tensors:
 class Streamed:
     """A split read from disk by DataLoader workers, in the order of the index batches it is given."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset):
+    def __init__(self, dataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def loader(self, batches: list[torch.Tensor], workers: int = 0, pin: bool = False, epoch: int = 0):
+        import torch
+
         keyed = [[(int(i), epoch) for i in idx] for idx in batches]
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=keyed, num_workers=workers, pin_memory=pin,
                                            persistent_workers=False)
@@ -513,4 +515,6 @@ def open_split(name: str, split: str, data_dir: Path | None = None, limit: int |
 
 def in_order(n: int, batch: int, lo: int = 0) -> list[torch.Tensor]:
     """Contiguous index batches of [lo, n) (evaluation)."""
+    import torch
+
     return [torch.arange(i, min(i + batch, n)) for i in range(lo, n, batch)]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from connpack.errors import DataError, SpecError
 
 PREFIX = "imagefolder:"
@@ -72,8 +70,9 @@ def _seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch) * 2_147_483_647 + index & 0x7FFF_FFFF_FFFF_FFFF
 
 
-class Folder(torch.utils.data.Dataset):
-    """One split. Items are keyed by index, or by (index, epoch) for training (the augmentation's seed)."""
+class Folder:
+    """One split, a map-style dataset for torch's DataLoader. Items are keyed by index, or by (index, epoch)
+    for training (the augmentation's seed)."""
 
     def __init__(self, root: Path, split: str, size: int = 224, seed: int = 0, limit: int | None = None,
                  raw: bool = False):
@@ -103,6 +102,8 @@ class Folder(torch.utils.data.Dataset):
             raise DataError(f"{path}: not a readable image ({e})") from None
         if not self.train:
             return self.transform(img), label
+        import torch
+
         with torch.random.fork_rng(devices=[]):  # the transforms draw from torch's global generator
             torch.manual_seed(_seed(self.seed, epoch, index))
             return self.transform(img), label

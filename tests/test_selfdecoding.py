@@ -14,7 +14,7 @@ from connpack.exporters.module import to_module
 from connpack.exporters.onnx_builder import Builder
 from connpack.packing import pack, unpack
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
-from connpack.trainers import connectivity
+from connpack.trainers import connectivity, make_config, methods
 from tests.conftest import run_cli
 from tests.test_compact import make_desc
 
@@ -51,7 +51,7 @@ def tiny(method: str, init: str, density: float, *, arch: str = "lenet300", init
     spec = NetworkSpec(model=ModelSpec(arch=arch, **model), rng=RngSpec(seed=2**40 + 12345), method=method,
                        init=InitSpec(init), inits=inits or {})
     net = models.build(spec)
-    connectivity.configure(net, spec, method)
+    methods.get(method).configure(net, spec, make_config(method=method))
     desc = connectivity.describe(net, spec)
     rs = np.random.default_rng(seed)
     for code in desc.tensors.values():
