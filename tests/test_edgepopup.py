@@ -123,7 +123,8 @@ def test_edge_popup_model_packs_and_reports_k(runner, tmp_path):
     assert len(fractions) == 3 and all(f == pytest.approx(0.3, abs=1e-3) for f in fractions)  # k is the ones fraction
     assert back.spec.hparams == {"k": 0.3} and rep.k == 0.3  # k travels in the .cpk
     res = run_cli(runner, "report", cpk)
-    assert res.exit_code == 0 and "bits per weight" in res.output and "k = 0.3 kept" in res.output
+    flat = " ".join(res.output.split())  # rich wraps long lines (the tmp path's length varies)
+    assert res.exit_code == 0 and "bits per weight" in flat and "k = 0.3 kept" in flat
 
 
 def test_warm_started_top_k_equals_the_fresh_one_as_scores_drift():
