@@ -38,7 +38,8 @@ REL_ERR = "; rel. err: estimated relative error of the stored values"
 
 def render(rep: Report) -> None:
     method = safe(rep.method) if rep.k is None else f"{safe(rep.method)}, k = {rep.k:g} kept"
-    t = Table(title=f"{safe(rep.path)} — {safe(rep.arch)}, {method}", title_justify="left")
+    console.print(f"{safe(rep.path)} — {safe(rep.arch)}, {method}", soft_wrap=True)  # a title never wraps
+    t = Table()
     dist = any(r.distortion is not None for r in rep.rows)  # values: estimated relative error of the stored values
     for col in COLUMNS + (("rel. err",) if dist else ()):
         t.add_column(col, justify="left" if col in ("tensor", "kind", "codec") else "right",
