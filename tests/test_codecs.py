@@ -114,3 +114,15 @@ def test_golomb_size_and_lower_bound(bits):
     size = golomb.size(bits, bits.shape)
     assert size == len(golomb.encode(bits, bits.shape))
     assert golomb.lower_bound(bits, bits.shape) <= size
+
+
+def test_auto_asks_every_registered_codec(monkeypatch):
+    """auto iterates the registry: a new codec module registered in CODECS is offered every section."""
+    import types
+
+    from connpack.formats import codecs, container
+
+    tiny = types.SimpleNamespace(NAME="tiny", AUTO_STAGE=9, offer=lambda bits, shape, best, small, level: b"x")
+    monkeypatch.setitem(codecs.CODECS, "tiny", tiny)
+    bits = np.random.default_rng(0).random((64, 64)) < 0.3
+    assert container.coded_size(bits) == 1

@@ -171,32 +171,20 @@ def _encode_bits(arr: np.ndarray, codec: str, zstd_level: int) -> tuple[str, byt
 
 
 def _auto_bits(arr: np.ndarray, zstd_level: int) -> tuple[str, bytes]:
-    """The smallest of the payloads auto builds; ties go to the first codec in CODECS order.
+    """The smallest of the payloads the applicable codecs offer; ties go to the first codec in CODECS order.
 
-    raw and ans are always built; context whenever rows or columns differ in density (context.plan finds a
-    block model worth trying). On sections of more than SMALL_SECTION packed bytes the slow candidates are
-    built only when a cheap test says they can win: golomb when its exact size (computed without coding) is
-    below the best so far (and a lower bound from two counts is 1% below it), context when its estimate is within 2% of it, zstd at ``zstd_level`` when a zstd
-    pass at level 3 (itself a candidate) is already below it. Deterministic: the choice depends only on
-    the bits.
+    Codecs are asked stage by stage (``AUTO_STAGE``; CODECS order within a stage), each with the smallest
+    payload so far: on sections of more than SMALL_SECTION packed bytes the slow ones offer only when a cheap
+    test says they can win (each codec's ``offer``). Deterministic: the choice depends only on the bits.
     """
     shape = arr.shape
     small = (arr.size + 7) // 8 <= SMALL_SECTION
-    got = {"raw": CODECS["raw"].encode(arr, shape), "ans": CODECS["ans"].encode(arr, shape)}
-
-    def best() -> int:
-        return min(len(p) for p in got.values())
-
-    if small or (CODECS["golomb"].lower_bound(arr, shape) < 0.99 * best() and CODECS["golomb"].size(arr, shape) < best()):
-        got["golomb"] = CODECS["golomb"].encode(arr, shape)
-    plan = CODECS["context"].plan(arr, shape) if "context" in applicable(shape) else []
-    if plan and (small or plan[0][0] / 8 < 1.02 * best()):
-        got["context"] = CODECS["context"].encode(arr, shape, plan=plan)
-    probe = CODECS["zstd"].encode(arr, shape, level=ZSTD_PROBE_LEVEL)
-    if small or len(probe) < best():
-        full = CODECS["zstd"].encode(arr, shape, level=zstd_level)
-        probe = full if len(full) <= len(probe) else probe
-    got["zstd"] = probe
+    got: dict[str, bytes] = {}
+    for name in sorted(applicable(shape), key=lambda n: CODECS[n].AUTO_STAGE):
+        best = min((len(p) for p in got.values()), default=None)
+        payload = CODECS[name].offer(arr, shape, best=best, small=small, level=zstd_level)
+        if payload is not None:
+            got[name] = payload
     order = list(CODECS)
     name = min(got, key=lambda k: (len(got[k]), order.index(k)))
     return name, got[name]

@@ -1,4 +1,6 @@
-"""Bit-section codecs: each a pure pair ``encode(bits, shape) -> bytes`` / ``decode(payload, shape) -> bool array``."""
+"""Bit-section codecs: each a pure pair ``encode(bits, shape) -> bytes`` / ``decode(payload, shape) -> bool array``,
+plus what ``auto`` asks of it: ``AUTO_STAGE`` and ``offer(bits, shape, best, small, level)`` (optional
+``applies(shape)``). Adding a codec = one module + one entry in CODECS (+ cpk.md and a golden vector)."""
 from __future__ import annotations
 
 from . import ans, context, golomb, planes, qans, raw, zstd
@@ -15,7 +17,7 @@ VALUE_CODECS = {m.NAME: m for m in (planes, qans)}
 
 def applicable(shape) -> list[str]:
     """Codec names that can code a bool array of this shape."""
-    return [n for n in CODECS if n != "context" or len(tuple(shape)) >= 2]
+    return [n for n, m in CODECS.items() if getattr(m, "applies", lambda s: True)(shape)]
 
 
 __all__ = ["CODECS", "VALUE_CODECS", "applicable", "raw", "zstd", "golomb", "ans", "context"]

@@ -17,6 +17,11 @@ from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, a
                      check_bits, check_shape, numel, unpack_checked)
 
 NAME = "ans"
+AUTO_STAGE = 0  # auto: always offered, with raw
+
+
+def offer(bits: np.ndarray, shape, best: int | None, small: bool, level: int) -> bytes | None:
+    return encode(bits, shape)
 
 
 def p16_of(ones: int, n: int) -> int:

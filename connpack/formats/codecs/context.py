@@ -42,6 +42,20 @@ from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, a
                      unpack_checked)
 
 NAME = "context"
+AUTO_STAGE = 2
+
+
+def applies(shape) -> bool:
+    return len(tuple(shape)) >= 2
+
+
+def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes | None:
+    """auto: whenever rows or columns differ in density (``plan`` finds a block model worth trying); on large
+    sections only when its estimate is within 2% of ``best``."""
+    found = plan(bits, shape)
+    if found and (small or found[0][0] / 8 < 1.02 * best):
+        return encode(bits, shape, plan=found)
+    return None
 B_CHOICES = (3, 4, 5, 6, 7, 8)
 MAX_CLASS_BITS = 6
 CLASS_GRID = (0, 2, 4, 6)  # log2 of the classes per side the encoder tries

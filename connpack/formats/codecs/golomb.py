@@ -16,6 +16,15 @@ from .._util import CorruptPayloadError, check_bits, check_shape, get_uvarint, n
 from connpack.errors import DecodedLengthError
 
 NAME = "golomb"
+AUTO_STAGE = 1
+
+
+def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes | None:
+    """auto: on large sections only when its exact size (computed without coding) is below ``best`` and a
+    lower bound from two counts is 1% below it."""
+    if small or (lower_bound(bits, shape) < 0.99 * best and size(bits, shape) < best):
+        return encode(bits, shape)
+    return None
 MAX_K = 32
 
 

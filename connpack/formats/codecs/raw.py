@@ -9,6 +9,14 @@ from .._util import check_bits, check_shape, numel, unpack_checked
 
 NAME = "raw"
 
+# auto (formats.container): stages run in order, codecs of one stage in CODECS order; ``offer`` gives the
+# payload, or None when a cheap test says it cannot beat ``best`` (the smallest payload offered so far).
+AUTO_STAGE = 0
+
+
+def offer(bits: np.ndarray, shape, best: int | None, small: bool, level: int) -> bytes | None:
+    return encode(bits, shape)
+
 
 def encode(bits: np.ndarray, shape) -> bytes:
     flat, _ = check_bits(bits, shape)

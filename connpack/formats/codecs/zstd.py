@@ -7,6 +7,18 @@ from .._util import check_bits, check_shape, numel, unpack_checked, zstd_compres
 
 NAME = "zstd"
 DEFAULT_LEVEL = 19
+PROBE_LEVEL = 3  # a fast pass that tells whether the full-strength one can pay off
+AUTO_STAGE = 3
+
+
+def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes | None:
+    """auto: a level-3 pass, and the full ``level`` when that pass is already below ``best`` (always on small
+    sections); the smaller of the two."""
+    probe = encode(bits, shape, level=PROBE_LEVEL)
+    if small or len(probe) < best:
+        full = encode(bits, shape, level=level)
+        probe = full if len(full) <= len(probe) else probe
+    return probe
 
 
 def encode(bits: np.ndarray, shape, level: int = DEFAULT_LEVEL) -> bytes:
