@@ -137,12 +137,19 @@ TABLE = {"lenet300": _lenet300, "lenet5": _lenet5, "resnet18": _resnet18,
          **{name: _vgg(config) for name, config in VGG.items()}}
 
 
+TORCHVISION = ("resnet18", "resnet50", "vgg11", "vgg16", "mobilenet_v2")  # = connpack.models.tv.ARCHS (tested)
+
+
 def shapes(model: ModelSpec) -> Shapes | None:
     """(connectivity weight names in tensor-index order, ((state-dict key, shape), ...)) of ``model``, or None
-    when the architecture is not one of connpack's own (torchvision, unknown: ask connpack.models)."""
+    for a torchvision architecture (ask connpack.models). An unknown name is refused here (SpecError), so
+    that it costs no torch import either."""
     build = TABLE.get(model.arch.removeprefix("connpack:"))
     if build is None:
-        return None
+        if model.arch.removeprefix("torchvision:") in TORCHVISION and model.arch.startswith("torchvision:"):
+            return None
+        known = sorted(TABLE) + [f"torchvision:{a}" for a in TORCHVISION]
+        raise SpecError(f"unknown architecture '{model.arch}' (choose from {', '.join(known)})")
     net = _Net(model)
     build(net)
     return tuple(net.conn), tuple(net.sd)

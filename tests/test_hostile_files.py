@@ -496,9 +496,24 @@ def test_architecture_table_refuses_what_the_models_refuse(arch, in_shape):
 
 def test_every_own_architecture_is_in_the_table():
     from connpack import models
+    from connpack.models import tv
 
     own = {n for n in models.names() if not n.startswith("torchvision:")}
     assert own == set(architectures.TABLE)
+    assert set(architectures.TORCHVISION) == set(tv.ARCHS)
+    assert {n for n in models.names() if n.startswith("torchvision:")} == {f"torchvision:{a}" for a in tv.ARCHS}
+
+
+@pytest.mark.parametrize("arch", ["", "nope", "torchvision:nope", "torchvision:conv6", "connpack:resnet50"])
+def test_unknown_architecture_is_a_format_error_without_torch(arch):
+    import subprocess
+    import sys
+
+    code = ("import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
+            f"import FormatError\ntry:\n    packing.decode(H.small_network(meta_spec={{'model': {{'arch': {arch!r}}}}}))\n"
+            "except FormatError as e:\n    print(type(e).__name__, 'torch' in sys.modules, 'unknown architecture' in str(e))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "FormatError False True", r.stdout + r.stderr
 
 
 def test_a_cpk_is_refused_without_importing_torch():
