@@ -25,6 +25,7 @@ demo: data
 	$(BIN)/connpack demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

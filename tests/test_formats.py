@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connpack import errors as E
-from connpack.formats import (CODECS, MAGIC, Container, decode, encode, header_size, inspect_sections, read,
+from connpack.formats import (MAGIC, Container, decode, encode, header_size, inspect_sections, read,
                               write)
 from connpack.formats import container as C
 

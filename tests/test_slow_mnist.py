@@ -1,7 +1,6 @@
 """Benchmark-sized checks on the real MNIST (run with `make bench` / `pytest -m slow`; MNIST must have been
 fetched with `connpack data fetch mnist`)."""
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch

@@ -19,7 +19,7 @@ import torch
 
 from connpack.packing import pack
 from connpack.reporting import report
-from connpack.trainers import make_config, train
+from connpack.trainers import TrainConfig, train
 
 
 def parser(description: str, default_out: str = "docs/results") -> argparse.ArgumentParser:

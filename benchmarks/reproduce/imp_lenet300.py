@@ -21,7 +21,7 @@ from benchmarks.reproduce import common
 from connpack import models
 from connpack.packing import pack
 from connpack.reporting import report
-from connpack.trainers import make_config, imp, masked
+from connpack.trainers import TrainConfig, imp, make_config, masked
 from connpack.trainers.asni import network_spec
 
 REINITS = ("rewind", "finetune", "random")

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from connpack.cli.common import MAX_WEIGHTS_DEFAULT, DataDir, JsonFlag, MaxWeights, console, errors, safe
 from connpack.files import check_outputs, regular_file, shown
 from connpack.errors import SpecError
+
+if TYPE_CHECKING:  # imported in the command body (no torch at start-up)
+    from connpack import compare as cmp
 
 
 def plot(res: cmp.Comparison, path: Path) -> None:

@@ -26,7 +26,6 @@ def command(
     """Minimal sign flipping of LeNet-300-100 (signed He constant weights) on MNIST, packed and exported."""
     from connpack import runfile  # torch, onnx, onnxruntime: imported when the command runs
     from connpack.evaluate import evaluate, load_onnx
-    from connpack.exporters import onnx_dense
     from connpack.packing import pack, unpack
     from connpack.reporting import report
     from connpack.trainers import make_config, train
