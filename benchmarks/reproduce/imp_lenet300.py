@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
 
 def plot(results: dict, path) -> None:
     plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     ax2 = ax.twinx()
     for (reinit, r), color in zip(results.items(), ("tab:blue", "tab:orange", "tab:green")):
         kept = [100 * k for k in r["kept_fraction"]]
@@ -89,7 +89,8 @@ def plot(results: dict, path) -> None:
     ax2.set(ylabel="packed bits per weight (dashed; float32 = 32)", yscale="log")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="lower left")
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15),
+              ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
