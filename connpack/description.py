@@ -105,6 +105,9 @@ class Description:
     dense: dict[str, np.ndarray] = field(default_factory=dict)  # biases, batch-norm statistics, ...
     weight_hashes: dict[str, str] = field(default_factory=dict)  # rng.tensor_hash of each generated weight
     data: DataContract | None = None             # the dataset and input preparation (None: not recorded)
+    # the hash-checked state_dict and the hashes it was checked against, kept after the first verified call: a
+    # reader checks every weight before it imports anything heavy, and the exporters reuse the checked tensors
+    _checked: tuple[dict, dict] | None = field(default=None, init=False, repr=False, compare=False)
 
     def generated(self) -> dict[str, np.ndarray]:
         """Regenerate the fixed weights the mask/flip tensors refer to (index = position in ``tensors``)."""
@@ -155,7 +158,11 @@ class Description:
 
     def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
         """Effective weights + dense tensors: what a plain (materialised) network loads. With ``verify``
-        each regenerated weight's hash is checked as soon as it is made (WeightHashError before the next)."""
+        each regenerated weight's hash is checked as soon as it is made (WeightHashError before the next).
+        The verified result is kept while the recorded hashes stay the same (the arrays are shared: callers
+        must not write into them)."""
+        if verify and self._checked is not None and self._checked[0] == self.weight_hashes:
+            return dict(self._checked[1])
         out = {}
         for index, (name, code) in enumerate(self.tensors.items()):
             g = None
@@ -163,4 +170,7 @@ class Description:
                 g = self._generated_checked(index, name, code.shape, verify)
             out[name] = code.materialize(g, inplace=True)
         out.update(self.dense)
+        if verify:
+            self._checked = (dict(self.weight_hashes), out)
+            return dict(out)
         return out

@@ -54,3 +54,34 @@ def test_data_fetch_imports_nothing_heavy(tmp_path):
             (raw / f).write_bytes(b"")
     got = _run(["data", "fetch", "mnist", "--data-dir", str(tmp_path)])
     assert got == {"code": 0, "heavy": []}
+
+
+def test_unpack_refuses_a_wrong_hash_before_importing_torch(tmp_path):
+    """Issue 16: a 398-byte file describing 34M weights with a wrong hash is refused on its first tensor,
+    before the exporter imports torch or onnx, and leaves no output."""
+    from tests import hostile_cpk as H
+
+    bad = tmp_path / "bad.cpk"
+    bad.write_bytes(H.mask_network())
+    assert bad.stat().st_size < 1024
+    got = _run(["unpack", str(bad), "--onnx", str(tmp_path / "out.onnx"), "--pt", str(tmp_path / "out.pt")])
+    assert got == {"code": 4, "heavy": []}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.cpk"]
+
+
+def test_unpack_reuses_the_checked_weights(monkeypatch):
+    """The weights checked before the export are the ones exported: regenerated once, not twice."""
+    from pathlib import Path
+
+    from connpack import packing, rng
+
+    calls = []
+    real = rng.generate
+    monkeypatch.setattr(rng, "generate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    desc = packing.unpack(Path(__file__).resolve().parents[1] / "formats" / "vectors" / "net_mask.cpk")
+    first = desc.state_dict()
+    n = len(calls)
+    second = desc.state_dict()
+    assert n > 0 and len(calls) == n  # the second call regenerated nothing
+    assert first.keys() == second.keys() and all(first[k] is second[k] for k in first)
+    assert desc.state_dict(verify=False) is not None and len(calls) > n  # unverified: made afresh

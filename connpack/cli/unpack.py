@@ -40,6 +40,7 @@ def command(
     outputs = [p for p in (onnx, pt) if p is not None]
     with atomic.atomic_paths(*outputs) as tmps:  # both or neither
         desc = unpack(model, max_weights=max_weights)
+        desc.state_dict()  # every weight regenerated and hash-checked before torch or onnx is imported
         done = []
         if onnx is not None:
             from connpack.exporters.onnx_input import choose
