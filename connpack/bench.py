@@ -192,9 +192,9 @@ def _load_source(path: Path, max_weights: int | None = None):
         from connpack import runfile
 
         return runfile.load(path)[0], None
-    from connpack.packing import unpack
+    from connpack.packing import load_checked
 
-    return unpack(path, **({"max_weights": max_weights} if max_weights else {})), None
+    return load_checked(path, **({"max_weights": max_weights} if max_weights else {})), None
 
 
 def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, warmup: int = 10,

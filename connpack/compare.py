@@ -29,9 +29,9 @@ def load(path: str | Path, *, max_weights: int | None = None) -> Description:
         from connpack import runfile
 
         return runfile.load(path)[0]
-    from connpack.packing import unpack
+    from connpack.packing import load_checked
 
-    return unpack(path, **({"max_weights": max_weights} if max_weights else {}))
+    return load_checked(path, **({"max_weights": max_weights} if max_weights else {}))
 
 
 def keep_mask(code) -> np.ndarray:

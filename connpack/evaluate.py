@@ -37,9 +37,9 @@ def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.Model
     regular_file(path)
     if path.suffix == ".cpk":
         from connpack import exporters
-        from connpack.packing import unpack
+        from connpack.packing import load_checked
 
-        return exporters.to_onnx(unpack(path, **({"max_weights": max_weights} if max_weights else {})), "dense")
+        return exporters.to_onnx(load_checked(path, **({"max_weights": max_weights} if max_weights else {})), "dense")
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)

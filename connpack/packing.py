@@ -689,3 +689,12 @@ def decode(data: bytes, *, max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool =
 def unpack(path: str | Path, *, check: bool = True, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Description:
     """Read and validate a .cpk file (``decode``)."""
     return from_container(formats.read(path, max_elements=max_weights, validate=validator(max_weights, check)))
+
+
+def load_checked(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Description:
+    """``unpack`` + every generated weight regenerated and hash-checked now, with numpy alone: a reader calls
+    this before it imports torch or onnx, so a small file with a wrong hash costs nothing more. The checked
+    tensors are kept in the Description and reused by the exporters (Description.state_dict)."""
+    desc = unpack(path, max_weights=max_weights)
+    desc.state_dict()
+    return desc

@@ -8,12 +8,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 import zstandard
 
 from connpack import formats
 from connpack.errors import SpecError
-from connpack.exporters.module import state_dict
 from connpack.files import regular_file
 from connpack.packing import DEFAULT_MAX_WEIGHTS, from_container, validator
 
@@ -186,6 +184,11 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
             distortion=(value_distortion(container, desc, s.name[:-2], s.dtype)
                         if s.name.endswith(":v") and meta_t.get(s.name[:-2], {}).get("k") == "values" else None),
         ))
+    desc.state_dict()  # every weight hash-checked with numpy alone, before torch is imported for the column below
+    import torch
+
+    from connpack.exporters.module import state_dict
+
     sd = state_dict(desc)
     sink = _Counter()
     torch.save(sd, sink)

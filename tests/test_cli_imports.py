@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 HEAVY = ("torch", "onnx", "onnxruntime", "torchvision")
 PROBE = """
@@ -56,16 +58,19 @@ def test_data_fetch_imports_nothing_heavy(tmp_path):
     assert got == {"code": 0, "heavy": []}
 
 
-def test_unpack_refuses_a_wrong_hash_before_importing_torch(tmp_path):
-    """Issue 16: a 398-byte file describing 34M weights with a wrong hash is refused on its first tensor,
-    before the exporter imports torch or onnx, and leaves no output."""
+@pytest.mark.parametrize("command", [["unpack", "{f}", "--onnx", "{d}/out.onnx", "--pt", "{d}/out.pt"],
+                                     ["eval", "{f}", "--dataset", "mnist"], ["bench", "{f}"], ["report", "{f}"],
+                                     ["compare", "{f}", "{f}", "--dataset", "mnist"]])
+def test_a_wrong_hash_is_refused_before_importing_torch(tmp_path, command):
+    """Issue 16: a 398-byte file describing 34M weights with a wrong hash is refused on its first tensor by
+    every command that reads a .cpk, before torch or onnxruntime is imported, and leaves no output."""
     from tests import hostile_cpk as H
 
     bad = tmp_path / "bad.cpk"
     bad.write_bytes(H.mask_network())
     assert bad.stat().st_size < 1024
-    got = _run(["unpack", str(bad), "--onnx", str(tmp_path / "out.onnx"), "--pt", str(tmp_path / "out.pt")])
-    assert got == {"code": 4, "heavy": []}
+    got = _run([a.format(f=bad, d=tmp_path) for a in command])
+    assert got["code"] == 4 and not {"torch", "torchvision", "onnxruntime"} & set(got["heavy"])  # eval reads onnx
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.cpk"]
 
 

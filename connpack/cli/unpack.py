@@ -29,7 +29,7 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
-    from connpack.packing import unpack  # numpy: imported when the command runs, not for --help
+    from connpack.packing import load_checked  # numpy: imported when the command runs, not for --help
 
     if onnx is None and pt is None:
         fail("nothing to write: give --onnx OUT.onnx and/or --pt OUT.pt", 2)
@@ -39,8 +39,7 @@ def command(
     check_outputs([model], [onnx, pt])
     outputs = [p for p in (onnx, pt) if p is not None]
     with atomic.atomic_paths(*outputs) as tmps:  # both or neither
-        desc = unpack(model, max_weights=max_weights)
-        desc.state_dict()  # every weight regenerated and hash-checked before torch or onnx is imported
+        desc = load_checked(model, max_weights=max_weights)  # hash-checked before torch or onnx is imported
         done = []
         if onnx is not None:
             from connpack.exporters.onnx_input import choose
