@@ -30,7 +30,7 @@ import numpy as np
 from connpack import contract, formats, rng
 from connpack import values as vq
 from connpack.description import KINDS, USES_GENERATED, Description, TensorCode
-from connpack.errors import (ConnpackError, FormatError, ShapeMismatchError, SizeOverflowError, SpecError,
+from connpack.errors import (ConnpackError, FormatError, InputFileError, ShapeMismatchError, SizeOverflowError, SpecError,
                              UnknownFieldError, WeightHashError)
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 
@@ -668,6 +668,10 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values="float
         while pending:
             collect(pending.popleft())
     sections += [sec for name, v in desc.dense.items() for _n, sec in _dense_parts(name, v, values, codec, True)]
+    try:  # what unpack will check (cpk.md 7.3.1-7.3.3): never write a file connpack itself would refuse
+        validate_meta(meta, {s.name: (s.dtype, tuple(s.shape)) for s in sections}, max_weights=1 << 62)
+    except FormatError as e:
+        raise InputFileError(f"cannot pack this network: {e}") from None
     return formats.write_sections(path, meta, sections)
 
 

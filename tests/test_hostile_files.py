@@ -550,3 +550,20 @@ def test_zstd_numeric_section_over_2_gib_is_a_format_error():
     err, dt, peak = _cost(lambda: formats.decode(H.craft({}, [("v", "f8", [n], "zstd", frame)])))
     assert isinstance(err, DecodedLengthError) and err.exit_code == 4, repr(err)
     assert peak < 20
+
+
+def test_pack_refuses_what_unpack_would_refuse(tmp_path):
+    """Issue 16: pack accepted run files its own unpack then refused; now it checks the architecture first."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from connpack import packing
+    from connpack.errors import InputFileError
+
+    golden = Path(__file__).resolve().parents[1] / "formats" / "vectors" / "net_mask.cpk"
+    desc = packing.unpack(golden)
+    assert packing.pack(desc, tmp_path / "ok.cpk") > 0  # the same network packs
+    wrong = replace(desc, spec=replace(desc.spec, model=replace(desc.spec.model, width=desc.spec.model.width * 2)))
+    with pytest.raises(InputFileError, match="cannot pack this network"):
+        packing.pack(wrong, tmp_path / "bad.cpk")
+    assert not (tmp_path / "bad.cpk").exists()
