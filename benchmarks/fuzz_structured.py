@@ -64,7 +64,7 @@ FIELD_VALUES = {
 SPEC_FIELDS = {"model": ["arch", "in_shape", "num_classes", "width", "bias", "batchnorm"],
                "rng": ["seed", "algorithm"], "init": ["dist", "p_positive", "scale", "gain"]}
 DTYPES = ["b1", "u1", "i1", "i4", "i8", "f2", "f4", "f8", "bf16"]
-CODECS = ["raw", "zstd", "golomb", "ans", "context", "lzma"]
+CODECS = ["raw", "zstd", "golomb", "ans", "context", "planes", "qans", "lzma"]
 DIMS = [0, 1, 2, 3, 7, 8, 100, 2**16, 2**20, 2**31, 2**40]
 
 
