@@ -156,11 +156,12 @@ class Description:
             raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
         return out.reshape(shape)
 
-    def state_dict(self, verify: bool = True) -> dict[str, np.ndarray]:
+    def state_dict(self, verify: bool = True, progress=None) -> dict[str, np.ndarray]:
         """Effective weights + dense tensors: what a plain (materialised) network loads. With ``verify``
         each regenerated weight's hash is checked as soon as it is made (WeightHashError before the next).
         The verified result is kept while the recorded hashes stay the same (the arrays are shared: callers
-        must not write into them)."""
+        must not write into them). ``progress``: called with {"done": i, "total": n, "name": tensor} after each
+        connectivity tensor."""
         if verify and self._checked is not None and self._checked[0] == self.weight_hashes:
             return dict(self._checked[1])
         out = {}
@@ -169,6 +170,8 @@ class Description:
             if code.kind in USES_GENERATED:
                 g = self._generated_checked(index, name, code.shape, verify)
             out[name] = code.materialize(g, inplace=True)
+            if progress is not None:
+                progress({"done": index + 1, "total": len(self.tensors), "name": name})
         out.update(self.dense)
         if verify:
             self._checked = (dict(self.weight_hashes), out)

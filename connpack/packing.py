@@ -695,10 +695,11 @@ def unpack(path: str | Path, *, check: bool = True, max_weights: int = DEFAULT_M
     return from_container(formats.read(path, max_elements=max_weights, validate=validator(max_weights, check)))
 
 
-def load_checked(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Description:
+def load_checked(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS, progress=None) -> Description:
     """``unpack`` + every generated weight regenerated and hash-checked now, with numpy alone: a reader calls
     this before it imports torch or onnx, so a small file with a wrong hash costs nothing more. The checked
-    tensors are kept in the Description and reused by the exporters (Description.state_dict)."""
+    tensors are kept in the Description and reused by the exporters (Description.state_dict; ``progress`` as
+    there, per tensor)."""
     desc = unpack(path, max_weights=max_weights)
-    desc.state_dict()
+    desc.state_dict(progress=progress)
     return desc

@@ -68,3 +68,16 @@ def test_pack_reports_each_tensor(tmp_path):
     assert [(e["done"], e["total"], e["name"]) for e in events] == [
         (1, 3, "fc1.weight"), (2, 3, "fc2.weight"), (3, 3, "fc3.weight")]
     assert (tmp_path / "m.cpk").read_bytes() == (VECTORS / "net_flip.cpk").read_bytes()  # same bytes
+
+
+def test_unpack_reports_progress_per_tensor():
+    """Issue 18: long unpack runs move per tensor (the CLI renders these events as a bar)."""
+    from pathlib import Path
+
+    from connpack import packing
+
+    events = []
+    golden = Path(__file__).resolve().parents[1] / "formats" / "vectors" / "net_mask.cpk"
+    desc = packing.load_checked(golden, progress=events.append)
+    assert [e["done"] for e in events] == list(range(1, len(desc.tensors) + 1))
+    assert {e["total"] for e in events} == {len(desc.tensors)} and [e["name"] for e in events] == list(desc.tensors)

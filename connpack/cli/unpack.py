@@ -29,6 +29,7 @@ def command(
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
+    from connpack.cli.progress import count_progress
     from connpack.packing import load_checked  # numpy: imported when the command runs, not for --help
 
     if onnx is None and pt is None:
@@ -39,7 +40,8 @@ def command(
     check_outputs([model], [onnx, pt])
     outputs = [p for p in (onnx, pt) if p is not None]
     with atomic.atomic_paths(*outputs) as tmps:  # both or neither
-        desc = load_checked(model, max_weights=max_weights)  # hash-checked before torch or onnx is imported
+        with count_progress("[bold]regenerating weights") as progress:  # hash-checked before torch/onnx load
+            desc = load_checked(model, max_weights=max_weights, progress=progress)
         done = []
         if onnx is not None:
             from connpack.exporters.onnx_input import choose
