@@ -462,21 +462,8 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
     if not check:
         return
     names, shapes = _architecture_of(spec, max_weights)  # 7.3.3
-    arch = spec.model.arch
-    ours = [n for n, _ in entries]
-    if ours != names:
-        bad = next((i for i, (a, b) in enumerate(zip(ours, names)) if a != b), min(len(names), len(ours)))
-        got = ours[bad] if bad < len(ours) else "nothing"
-        want = names[bad] if bad < len(names) else "nothing"
-        raise ShapeMismatchError(f"tensor index {bad} is {got!r}, architecture '{arch}' has {want!r}")
-    state = {n: shp for n, (_c, shp) in sections.items() if ":" not in n}
-    missing, unexpected = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
-    if missing or unexpected:
-        raise ShapeMismatchError(f"tensors do not match architecture '{arch}': "
-                                 f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for key, shape in shapes.items():
-        if state[key] != shape:
-            raise ShapeMismatchError(f"tensor {key!r} has shape {state[key]}, architecture '{arch}' expects {shape}")
+    _match_architecture(spec.model.arch, names, shapes, [n for n, _ in entries],
+                        {n: shp for n, (_c, shp) in sections.items() if ":" not in n})
     for name, e in entries:  # a :s / :v section holds one element per kept weight: at most the tensor's size
         for x in (":s", ":v"):
             sub = sections.get(name + x)
@@ -626,19 +613,24 @@ def check_architecture(desc: Description) -> None:
     except SpecError as e:
         raise FormatError(f"cannot rebuild the architecture: {e}") from None
     ours = {**{n: c.shape for n, c in desc.tensors.items()}, **{n: tuple(np.shape(v)) for n, v in desc.dense.items()}}
-    if list(desc.tensors) != names:
-        bad = next((i for i, (a, b) in enumerate(zip(list(desc.tensors), names)) if a != b), min(len(names), len(desc.tensors)))
-        got = list(desc.tensors)[bad] if bad < len(desc.tensors) else "nothing"
+    _match_architecture(desc.spec.model.arch, names, shapes, list(desc.tensors), ours)
+
+
+def _match_architecture(arch: str, names: list, shapes: dict, order: list, found: dict) -> None:
+    """ShapeMismatchError unless ``order`` (the connectivity tensors, by index) is the architecture's ``names``
+    and ``found`` (every tensor's shape) is exactly its ``shapes``."""
+    if order != names:
+        bad = next((i for i, (a, b) in enumerate(zip(order, names)) if a != b), min(len(names), len(order)))
+        got = order[bad] if bad < len(order) else "nothing"
         want = names[bad] if bad < len(names) else "nothing"
-        raise ShapeMismatchError(f"tensor index {bad} is {got!r}, architecture '{desc.spec.model.arch}' has {want!r}")
-    missing, unexpected = sorted(set(shapes) - set(ours)), sorted(set(ours) - set(shapes))
+        raise ShapeMismatchError(f"tensor index {bad} is {got!r}, architecture '{arch}' has {want!r}")
+    missing, unexpected = sorted(set(shapes) - set(found)), sorted(set(found) - set(shapes))
     if missing or unexpected:
-        raise ShapeMismatchError(f"tensors do not match architecture '{desc.spec.model.arch}': "
+        raise ShapeMismatchError(f"tensors do not match architecture '{arch}': "
                                  f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     for key, shape in shapes.items():
-        if ours[key] != shape:
-            raise ShapeMismatchError(f"tensor {key!r} has shape {ours[key]}, architecture "
-                                     f"'{desc.spec.model.arch}' expects {shape}")
+        if found[key] != shape:
+            raise ShapeMismatchError(f"tensor {key!r} has shape {found[key]}, architecture '{arch}' expects {shape}")
 
 
 def pack(desc: Description, path: str | Path, codec: str = "auto", values="float32", progress=None) -> int:
