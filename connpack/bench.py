@@ -1,9 +1,9 @@
 """Inference benchmark: every export of one network, timed the same way in one process.
 
 Variants of a .cpk (or a connpack model.pt): PyTorch eager on the materialised module, and onnxruntime on
-the dense graph, the dense graph with COO sparse constants (``sparse-init``), the compacted graph
-(``compact``, sequential networks) and the self-decoding graph (mask / flip / ternary networks). An .onnx file that
-is not ours is benchmarked as it is (one onnxruntime row).
+every ONNX export kind of ``connpack.exporters.KINDS`` (dense, sparse-init, compact, sparse, self-decoding, ...);
+a kind that cannot express the network is listed in ``skipped`` with its reason. An .onnx file that is not ours
+is benchmarked as it is (one onnxruntime row).
 
 Method: threads pinned to ``threads`` (onnxruntime: ``intra_op_num_threads``, sequential execution with one
 inter-op thread; PyTorch: ``torch.set_num_threads``); inputs with a fixed seed, uniform over the raw range the data
@@ -235,8 +235,8 @@ def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, 
         x1, xb, what = inputs(_onnx_input_shape(proto), *read_contract(proto, str(path)))
         add(_ort_row("onnx", onnx_bytes, x1, xb, threads, runs, warmup, note=path.name))
     else:
-        from connpack.exporters import compact, onnx_dense, onnx_selfdecoding, onnx_sparse
-        from connpack.exporters.onnx_input import choose, finish
+        from connpack import exporters
+        from connpack.exporters.onnx_input import choose
 
         takes = choose(desc.data, None)  # the graphs as `connpack unpack` writes them
         x1, xb, what = inputs(desc.spec.model.in_shape, desc.data, takes)
@@ -246,27 +246,14 @@ def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, 
         else:
             t1, tb = x1, xb
         add(_torch_row(desc, t1, tb, threads, runs, warmup))
-        plain = onnx_dense.to_onnx(desc)
-        coo = finish(onnx_sparse.sparsify(plain), desc, takes)  # a copy, before plain is finished in place
-        dense = finish(plain, desc, takes)
-        add(_ort_row("dense", dense.SerializeToString(), x1, xb, threads, runs, warmup, "torch.onnx export"))
-        n_coo = sum(1 for n in coo.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
-        add(_ort_row("sparse-init", coo.SerializeToString(), x1, xb, threads, runs, warmup,
-                     f"{n_coo} tensors as COO (densified at load)"))
-        try:
-            proto, info = compact.compact_onnx(desc)
-            proto = finish(proto, desc, takes)
-            add(_ort_row("compact", proto.SerializeToString(), x1, xb, threads, runs, warmup,
-                         f"{info.units_removed:.1%} hidden units removed; effective sparsity "
-                         f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})"))
-        except SpecError as e:
-            skipped["compact"] = str(e)
-        try:
-            proto = finish(onnx_selfdecoding.to_onnx(desc), desc, takes)
-            add(_ort_row("self-decoding", proto.SerializeToString(), x1, xb, threads, runs, warmup,
-                         "decoded at session creation"))
-        except SpecError as e:
-            skipped["self-decoding"] = str(e)
+        graphs = exporters.Graphs(desc)  # the torch.onnx and compacted graphs, built once for all kinds
+        for kind in exporters.KINDS:
+            try:
+                proto, note = exporters.build(desc, kind, takes, graphs)
+            except SpecError as e:  # the kind cannot express this network
+                skipped[kind] = str(e)
+                continue
+            add(_ort_row(kind, proto.SerializeToString(), x1, xb, threads, runs, warmup, note))
     ref = outs[0]
     for row, out in zip(rows, outs):
         row.max_abs_diff = float(np.abs(out - ref).max())

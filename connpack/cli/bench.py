@@ -51,7 +51,7 @@ def command(
     as_json: JsonFlag = False,
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
-    """Time PyTorch eager and onnxruntime on the dense, sparse-initializer, compacted and self-decoding graphs."""
+    """Time PyTorch eager and onnxruntime on every ONNX export kind (dense, sparse-init, compact, sparse, self-decoding)."""
     from connpack.bench import bench  # numpy and the runtimes: imported when the command runs, not for --help
 
     regular_file(model)

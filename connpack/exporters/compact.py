@@ -311,3 +311,10 @@ def compact_onnx(desc) -> tuple[onnx.ModelProto, Compaction]:
     proto = to_onnx(new_ops, desc.spec.model.in_shape, doc="connpack compacted graph")
     onnx.checker.check_model(proto, full_check=True)
     return proto, info
+
+
+def build(graphs) -> tuple[onnx.ModelProto, str]:
+    """(compacted graph, note) from a connpack.exporters.Graphs (the ``compact`` export kind)."""
+    proto, info = graphs.compacted()
+    return proto, (f"{info.units_removed:.1%} hidden units removed; effective sparsity "
+                   f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})")

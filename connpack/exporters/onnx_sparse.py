@@ -66,20 +66,27 @@ def sparsify(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def to_onnx(desc: Description, compact: bool = True) -> onnx.ModelProto:
     """Compacted (sequential networks) then COO where smaller; dense torch export for other networks."""
-    from connpack.exporters import onnx_dense
-    from connpack.exporters.compact import compact_onnx
+    from connpack.exporters import Graphs
 
-    base = None
+    return build(Graphs(desc), compact)[0]
+
+
+def build(graphs, compact: bool = True) -> tuple[onnx.ModelProto, str]:
+    """(COO graph, note) from a connpack.exporters.Graphs: the compacted graph when ``compact`` and the network
+    is a plain chain, else the torch.onnx graph; checked with full_check."""
+    base, note = None, ""
     if compact:
         try:
-            base, _ = compact_onnx(desc)
+            base, info = graphs.compacted()
+            note = f"compacted ({info.units_removed:.1%} hidden units removed); "
         except SpecError:  # not a plain chain (e.g. residual blocks): sparse initializers on the dense graph
-            base = None
+            note = "not compacted (not a plain chain); "
     if base is None:
-        base = onnx_dense.to_onnx(desc)
+        base = graphs.plain()
     proto = sparsify(base)
     onnx.checker.check_model(proto, full_check=True)
-    return proto
+    n_coo = sum(1 for n in proto.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
+    return proto, f"{note}{n_coo} tensors as COO (densified at load)"
 
 
 def export(desc: Description, path: str | Path, compact: bool = True) -> int:
