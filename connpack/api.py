@@ -154,11 +154,17 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense", input: str |
     input: "raw" (the graph normalises its input as the data contract records; default when there is one)
     or "normalised" (default without a record).
     """
+    from connpack import exporters
+
+    exporters.check_kind(kind)  # before the file is decoded
+    return write_onnx(load_description(path), out, kind, input)
+
+
+def write_onnx(desc: Description, out: PathLike, kind: str = "dense", input: str | None = None) -> int:
+    """``export_onnx`` for a loaded Description (connpack unpack calls it); returns the file size in bytes."""
     from connpack import atomic, exporters
 
-    if kind not in exporters.KINDS:
-        raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(exporters.KINDS)})")
-    return atomic.write_bytes(out, exporters.to_onnx(load_description(path), kind, input).SerializeToString())
+    return atomic.write_bytes(out, exporters.to_onnx(desc, kind, input).SerializeToString())
 
 
 def report(path: PathLike, *, max_weights: int | None = None):

@@ -44,10 +44,11 @@ def command(
             desc = load_checked(model, max_weights=max_weights, progress=progress)
         done = []
         if onnx is not None:
+            from connpack import api
             from connpack.exporters.onnx_input import choose
 
             which = choose(desc.data, None if raw_input is None else ("raw" if raw_input else "normalised"))
-            size = tmps[0].write_bytes(exporters.to_onnx(desc, kind, which).SerializeToString())
+            size = api.write_onnx(desc, tmps[0], kind, which)
             if which == "raw":
                 what = f"{desc.data.describe()}, in the graph"
             else:
