@@ -9,7 +9,7 @@ from torch import nn
 
 from connpack import data, models
 from connpack.errors import SpecError
-from connpack.exporters import compact
+from connpack.exporters import compact, ops
 from connpack.exporters.module import to_module
 from connpack.specs import ModelSpec, NetworkSpec
 from connpack.trainers import connectivity, make_config, methods
@@ -111,6 +111,6 @@ def test_non_sequential_networks_are_refused():
             return x + self.fc(x)
 
     with pytest.raises(SpecError, match="residual"):
-        compact.ops_from_module(nn.Sequential(nn.Flatten(), Residual()))
+        ops.ops_from_module(nn.Sequential(nn.Flatten(), Residual()))
     with pytest.raises(SpecError, match="sequential"):
-        compact.ops_from_module(Residual())
+        ops.ops_from_module(Residual())

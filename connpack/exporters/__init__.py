@@ -10,6 +10,10 @@ in the graph, the data contract in metadata_props):
     sparse         compact + COO sparse constants (onnx_sparse)                        any network (COO only if not sequential)
     self-decoding  weights regenerated + coded bits decoded in the graph (onnx_selfdecoding)  mask/flip/ternary
 
+Sequential networks also go through a small op IR (``ops``: Op, ops_from_module, spaces), which the compaction
+pass (``compact``) rewrites and the op-list ONNX builder (``onnx_ops.to_onnx``) writes out for the compact,
+sparse and self-decoding kinds.
+
 A new kind is one module and one line of ``KINDS``: ``(module under connpack.exporters, make)``, where
 ``make(module, graphs)`` returns ``(onnx.ModelProto, note)``, the note one line on what the kind did (bench prints
 it), and raises SpecError (one line: why) for a network the kind cannot express. ``graphs`` (``Graphs``) holds the

@@ -25,7 +25,7 @@ def short_name(i: int) -> str:
 
 
 class Builder:
-    """Appends nodes and initializers to the given lists (those of compact.to_onnx)."""
+    """Appends nodes and initializers to the given lists (those of onnx_ops.to_onnx)."""
 
     def __init__(self, nodes: list, inits: list):
         self.nodes, self.inits = nodes, inits

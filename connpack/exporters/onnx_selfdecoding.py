@@ -26,9 +26,9 @@ from connpack import atomic
 from connpack.description import USES_GENERATED, Description
 from connpack.errors import SpecError
 from connpack.exporters import onnx_bitcode, onnx_rng
-from connpack.exporters.compact import Op, ops_from_module
-from connpack.exporters.compact import to_onnx as ops_to_onnx
 from connpack.exporters.onnx_builder import Builder, minify
+from connpack.exporters.onnx_ops import to_onnx as ops_to_onnx
+from connpack.exporters.ops import Op, ops_from_module
 
 
 def check(desc: Description, names: list[str]) -> None:
@@ -42,7 +42,7 @@ def check(desc: Description, names: list[str]) -> None:
 
 
 class _Weights:
-    """The weight callback of compact.to_onnx: the first call emits the generator and the bit decoder."""
+    """The weight callback of onnx_ops.to_onnx: the first call emits the generator and the bit decoder."""
 
     def __init__(self, desc: Description, names: list[str]):
         self.desc, self.names = desc, names
