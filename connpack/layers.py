@@ -24,30 +24,6 @@ from connpack.errors import SpecError
 MODES = ("dense", "prune", "flip", "topk")
 
 
-class _Mask(torch.autograd.Function):
-    """m(t) = 1[t > 0] with the straight-through gradient."""
-
-    @staticmethod
-    def forward(ctx, t):
-        return (t > 0).to(t.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
-class _Sign(torch.autograd.Function):
-    """f(t) = +1 where t >= 0, -1 elsewhere, with the straight-through gradient."""
-
-    @staticmethod
-    def forward(ctx, t):
-        return torch.where(t >= 0, 1.0, -1.0).to(t.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 def _score_grad(layer, gt: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
     """dL/dt from dL/dW_eff * w (in place on ``gt``): * sgn(s) for topk (through |s|), + the armed pull."""
     if t is not None:
@@ -127,22 +103,6 @@ def gated_weight(w: torch.Tensor, t: torch.Tensor, mode: str, k: float = 1.0, st
     if mode == "topk":
         return topk_gate(t.abs(), k, state, out=buf).mul_(w)
     raise SpecError(f"no gate for layer mode '{mode}'")
-
-
-class _TopK(torch.autograd.Function):
-    """h(s): 1 for the kept_count(n, k) largest entries of the tensor, 0 elsewhere; straight-through gradient.
-
-    Applied to |scores| as in edge-popup's Algorithm 1 (``GetSubnet.apply(scores.abs(), k)``), so the
-    gradient reaching a score is g * sign(s) (through abs) -- the reference code's behaviour.
-    """
-
-    @staticmethod
-    def forward(ctx, a, k):
-        return topk_mask(a.detach(), k).to(a.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None
 
 
 def kept_count(n: int, k: float) -> int:
@@ -263,18 +223,8 @@ class ConnMixin:
         self.mode, self.k = mode, float(k)
         return self
 
-    def gate(self) -> torch.Tensor | None:
-        """The connectivity gate g(t) (with STE), or None in dense mode."""
-        if self.mode == "prune":
-            return _Mask.apply(self.scores)
-        if self.mode == "flip":
-            return _Sign.apply(self.scores)
-        if self.mode == "topk":
-            return _TopK.apply(self.scores.abs(), self.k)
-        return None
-
     def effective_weight(self) -> torch.Tensor:
-        """w * g(t) with the straight-through gradient to t (= ``self.weight * self.gate()``, fused)."""
+        """w * g(t) with the straight-through gradient to t, fused (the autograd reference: tests/test_layers.py)."""
         if self.mode == "dense":
             return self.weight
         return _GatedWeight.apply(self.weight, self.scores, self)

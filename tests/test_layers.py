@@ -58,9 +58,58 @@ def test_conv_layer_matches_functional_conv():
 # --- fused autograd functions (connpack.layers._GatedLinear / _GatedWeight) against the reference graph
 
 
+class _Mask(torch.autograd.Function):
+    """m(t) = 1[t > 0] with the straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return (t > 0).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _Sign(torch.autograd.Function):
+    """f(t) = +1 where t >= 0, -1 elsewhere, with the straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return torch.where(t >= 0, 1.0, -1.0).to(t.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _TopK(torch.autograd.Function):
+    """h(s): 1 for the kept_count(n, k) largest entries of the tensor, 0 elsewhere; straight-through gradient.
+
+    Applied to |scores| as in edge-popup's Algorithm 1 (``GetSubnet.apply(scores.abs(), k)``), so the
+    gradient reaching a score is g * sign(s) (through abs) -- the reference code's behaviour.
+    """
+
+    @staticmethod
+    def forward(ctx, a, k):
+        return topk_mask(a.detach(), k).to(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def _gate(layer):
+    """The connectivity gate g(t) of the layer's mode as an autograd graph (STE)."""
+    if layer.mode == "prune":
+        return _Mask.apply(layer.scores)
+    if layer.mode == "flip":
+        return _Sign.apply(layer.scores)
+    return _TopK.apply(layer.scores.abs(), layer.k)
+
+
 def _reference(layer, x):
-    """The layer's function built from autograd pieces: the op with weight ``w * gate()`` (STE gate)."""
-    weff = layer.weight * layer.gate()
+    """The layer's function built from autograd pieces: the op with weight ``w * g(t)`` (STE gate, _gate)."""
+    weff = layer.weight * _gate(layer)
     if isinstance(layer, ConnConv2d):
         return F.conv2d(x, weff, layer.bias, padding=1)
     return F.linear(x, weff, layer.bias)
