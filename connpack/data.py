@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from pickletools import genops  # lists opcodes only: nothing is unpickled
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from connpack import imagefolder, rng
 from connpack.contract import DataContract, contract_of, dataset_for  # noqa: F401  (re-exported for callers)
@@ -293,60 +293,74 @@ _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multi
                   ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
                   ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}  # what array pickles name
 _LIST_OPS = {"EMPTY_LIST", "MARK", "APPENDS", "APPEND", "BININT", "BININT1", "BININT2", "INT", "LONG1"}
+_MEMO_OPS = {"BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"}
+_GET_OPS = {"BINGET", "LONG_BINGET", "GET"}
+
+
+def _globals(ops: list) -> Iterator[tuple[str, str]]:
+    """(module, name) of every global a pickle names: GLOBAL and INST spell it, STACK_GLOBAL takes the two
+    strings pushed last (literals, or memo entries fetched back), so what each opcode pushed is followed."""
+    pushed: list = []  # per opcode that pushes: its string argument, else None
+    memo: dict = {}
+    for op, arg in ops:
+        if op.name in _MEMO_OPS:
+            memo[len(memo) if op.name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+            continue
+        if op.name in _GET_OPS:
+            pushed.append(memo.get(arg))
+            continue
+        if op.name in ("GLOBAL", "INST"):
+            yield tuple(arg.split(" ", 1))
+        elif op.name == "STACK_GLOBAL":
+            yield tuple(pushed[-2:]) if len(pushed) >= 2 else (None, None)
+        if op.stack_after:  # FRAME, PROTO, ... push nothing
+            pushed.append(arg if isinstance(arg, (bytes, bytearray, str)) else None)
+
+
+def _list_after(ops: list, key: str) -> list[int]:
+    """The integers of the first list after ``key`` (a dict's value follows its key; a bytes key is spelled
+    with a few opcodes, none of them a list); [] without one."""
+    names = [op.name for op, _ in ops]
+    try:
+        start = names.index("EMPTY_LIST", next(i for i, (_, arg) in enumerate(ops) if arg in (key, key.encode())))
+    except (StopIteration, ValueError):
+        return []
+    values: list[int] = []
+    for op, arg in ops[start + 1:]:
+        if op.name in _MEMO_OPS:
+            continue
+        if op.name not in _LIST_OPS:
+            break
+        if isinstance(arg, int):
+            values.append(arg)
+    return values
 
 
 def _cifar_batch(raw: bytes, where: Path, label_key: str = "labels", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Read one torchvision-layout CIFAR batch (a pickled dict) WITHOUT unpickling it.
 
     pickletools only lists the opcodes, nothing is constructed or called. The labels are the integers of the
-    first list after the key ``label_key`` (a dict's value follows its key; a bytes key is spelled with a few
-    opcodes, none of them a list), the images the one byte string of 3072 bytes per label. A file that names
-    a global other than the numpy ones an array needs is refused.
+    first list after the key ``label_key`` (_list_after), the images the one byte string of 3072 bytes per
+    label. A file that names a global other than the numpy ones an array needs is refused.
     """
     name = f"CIFAR-{classes}"
-    strings: list = []  # what each opcode pushed (a string, or None): STACK_GLOBAL's operands, memo values
-    memo: dict = {}
-    labels: list[int] = []
-    state = "seek key"  # -> "seek list" -> "in list" -> "done"
-    blobs: list[bytes] = []
     try:
-        for op, arg, _ in genops(raw):
-            name = op.name
-            if name in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "PUT"):
-                memo[len(memo) if name == "MEMOIZE" else arg] = strings[-1] if strings else None
-                continue
-            if state == "in list":
-                if name in _LIST_OPS:
-                    if isinstance(arg, int):
-                        labels.append(arg)
-                    continue
-                state = "done"
-            elif state == "seek list" and name == "EMPTY_LIST":
-                state = "in list"
-                continue
-            if name in ("BINGET", "LONG_BINGET", "GET"):
-                strings.append(memo.get(arg))
-                continue
-            if name in ("GLOBAL", "STACK_GLOBAL", "INST"):
-                mod, attr = arg.split(" ", 1) if name != "STACK_GLOBAL" else (strings[-2], strings[-1])
-                if (mod, attr) not in _NUMPY_GLOBALS:
-                    raise DataError(f"{where}: {name} batch refers to {mod}.{attr}: refused")
-            if op.stack_after:  # FRAME, PROTO, ... push nothing
-                strings.append(arg if isinstance(arg, (bytes, bytearray, str)) else None)
-            if state == "seek key" and arg in (label_key, label_key.encode()):
-                state = "seek list"
-            elif isinstance(arg, (bytes, bytearray, str)) and len(arg) >= 3072:
-                blobs.append(arg.encode("latin1") if isinstance(arg, str) else bytes(arg))
+        ops = [(op, arg) for op, arg, _ in genops(raw)]
+        for mod, attr in _globals(ops):
+            if (mod, attr) not in _NUMPY_GLOBALS:
+                raise DataError(f"{where}: {name} batch refers to {mod}.{attr}: refused")
     except DataError:
         raise
     except Exception as e:
         raise DataError(f"{where}: not a {name} batch ({type(e).__name__})") from None
-    data = [b for b in blobs if labels and len(b) == 3072 * len(labels)]
+    labels = _list_after(ops, label_key)
+    data = [arg for _, arg in ops if labels and isinstance(arg, (bytes, bytearray, str)) and len(arg) == 3072 * len(labels)]
     if not labels or len(data) != 1:
         raise DataError(f"{where}: not a {name} batch (no labels and matching image bytes found)")
     if not all(0 <= v < classes for v in labels):
         raise DataError(f"{where}: {name} labels must be 0..{classes - 1}")
-    images = np.frombuffer(data[0], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    image_bytes = data[0].encode("latin1") if isinstance(data[0], str) else bytes(data[0])
+    images = np.frombuffer(image_bytes, dtype=np.uint8).reshape(-1, 3, 32, 32)
     return images, np.asarray(labels, dtype=np.int64)
 
 

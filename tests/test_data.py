@@ -54,6 +54,32 @@ def test_cifar_torchvision_layout_and_refusal_of_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_cifar_batch_refusals_name_the_dataset(tmp_path, protocol):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    images = np.zeros((1, 3072), dtype=np.uint8)
+    for batch, message in [({"labels": [1, 2], "data": images}, r"not a CIFAR-10 batch \(no labels and matching"),
+                           ({"labels": [10], "data": images}, "CIFAR-10 labels must be 0..9"),
+                           ({"labels": [1], "data": images, "x": Evil()}, r"CIFAR-10 batch refers to \w+\.system: refused")]:
+        (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
+        with pytest.raises(DataError, match=message):
+            data.load("cifar10", "test", tmp_path)
+    (folder / "test_batch").write_bytes(pickle.dumps({"labels": [1], "data": images}, protocol=protocol)[:-40])
+    with pytest.raises(DataError, match=r"not a CIFAR-10 batch \(\w+\)"):
+        data.load("cifar10", "test", tmp_path)
+    (tmp_path / "cifar-100-python").mkdir()
+    batch = {"coarse_labels": [3, 1], "fine_labels": [42, 99], "data": np.full((2, 3072), 7, dtype=np.uint8)}
+    (tmp_path / "cifar-100-python" / "test").write_bytes(pickle.dumps(batch, protocol=protocol))
+    x, y = data.load("cifar100", "test", tmp_path)
+    assert x.shape == (2, 3, 32, 32) and y.tolist() == [42, 99]
+
+
 def test_data_order_is_a_deterministic_permutation():
     a = data.batches(100, 25, seed=0, epoch=0)
     b = data.batches(100, 25, seed=0, epoch=0)
