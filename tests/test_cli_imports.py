@@ -22,12 +22,12 @@ for args in json.loads(sys.argv[1]):  # one command line after the other, in one
     else:
         codes.append(0)
 print(json.dumps({"code": max(codes), "heavy": sorted(m for m in %r if m in sys.modules)}))
-""" % (HEAVY,)
+"""
 
 
-def _run(*commands: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(commands)], capture_output=True, text=True,
-                       check=False)
+def _run(*commands: list[str], heavy: tuple[str, ...] = HEAVY) -> dict:
+    r = subprocess.run([sys.executable, "-c", PROBE % (heavy,), json.dumps(commands)], capture_output=True,
+                       text=True, check=False)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -36,6 +36,14 @@ def test_help_imports_nothing_heavy():
                ["eval", "--help"], ["demo", "--help"], ["bench", "--help"], ["compare", "--help"], ["data", "--help"],
                ["data", "fetch", "--help"])
     assert got == {"code": 0, "heavy": []}
+
+
+def test_train_help_imports_no_numpy(tmp_path):
+    """train's options come from the methods' Hparams: reading them imports no method's numpy code."""
+    assert _run(["train", "--help"], heavy=(*HEAVY, "numpy")) == {"code": 0, "heavy": []}
+    (tmp_path / "bad.onnx").write_bytes(b"not an onnx file")
+    got = _run(["eval", str(tmp_path / "bad.onnx")], heavy=("numpy",))  # the probe sees numpy (onnx imports it)
+    assert got["code"] == 3 and got["heavy"] == ["numpy"]
 
 
 def test_the_probe_sees_heavy_imports(tmp_path):

@@ -29,18 +29,16 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from connpack import pruning
-from connpack.description import Description, TensorCode
 from connpack.errors import SpecError
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 from connpack.trainers.base import Method, Session, TrainResult, check_fits, spec_hparams
 from connpack.trainers.config import TrainConfig, parse_init
 
-if TYPE_CHECKING:  # torch: imported by the functions that train (the CLI reads Hparams without it)
+if TYPE_CHECKING:  # torch, numpy: imported by the functions that train (the CLI reads Hparams without them)
+    import numpy as np
     import torch
 
+    from connpack.description import Description
     from connpack.trainers.loop import Progress
 
 VARIANTS = ("D", "A", "C", "S")
@@ -116,6 +114,8 @@ def lr_factor(e: int, epochs: int, delta: float) -> float:
 
 def centroids(w: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """(c-, c+): means of the negative and of the positive kept weights (Algorithm 1, lines 13 and 15)."""
+    import numpy as np
+
     kept = w[mask].astype(np.float64)
     neg, pos = kept[kept < 0], kept[kept > 0]
     return (float(np.float32(neg.mean())) if neg.size else 0.0, float(np.float32(pos.mean())) if pos.size else 0.0)
@@ -124,6 +124,8 @@ def centroids(w: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
 def amenable(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec: NetworkSpec,
              dense: dict[str, np.ndarray]) -> Description:
     """The amenable initialisation: per layer the mask, the signs of the kept weights and (c-, c+)."""
+    from connpack.description import Description, TensorCode
+
     tensors = {}
     for k, w in weights.items():
         m = masks[k]
@@ -178,7 +180,7 @@ class AsniResult:
 
 def run(cfg: TrainConfig, session: Session, variants: tuple[str, ...] = VARIANTS) -> AsniResult:
     """Run ASNI (A) and the re-initialised (C, S) and dense (D) variants of Table 2."""
-    from connpack import models
+    from connpack import models, pruning
     from connpack.trainers import masked
 
     hp = cfg.hp

@@ -6,17 +6,19 @@ batch 128; batch norm without affine parameters in conv nets and ResNets.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from connpack import rng
 from connpack.errors import SpecError
 from connpack.specs import InitSpec
 from connpack.trainers.gated import Gated, paper_lr
 
+if TYPE_CHECKING:
+    import numpy as np
+
 # Scores: Kaiming uniform with a = sqrt(5) (nn.Linear/Conv2d's default), bound 1/sqrt(fan_in).
-SCORE_INIT = InitSpec("kaiming_uniform", gain=float(np.sqrt(2.0 / 6.0)))
+SCORE_INIT = InitSpec("kaiming_uniform", gain=math.sqrt(2.0 / 6.0))
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ class EdgePopup(Gated):
         return "frozen" if arch.startswith(("conv", "resnet")) else "none"
 
     def scale(self, cfg) -> float:
-        return float(np.sqrt(1.0 / cfg.hp.k))  # section 4.5: std x sqrt(1/k)
+        return math.sqrt(1.0 / cfg.hp.k)  # section 4.5: std x sqrt(1/k)
 
     def scores(self, seed: int, index: int, shape: tuple) -> np.ndarray:
+        from connpack import rng
+
         return rng.generate(SCORE_INIT, seed, index, shape, stream=rng.STREAM_SCORES)
 
     def keep(self, cfg) -> float:

@@ -1,20 +1,21 @@
 """What the connectivity methods over fixed generated weights share (baseline, prune, flip, edgepopup).
 
 ``Gated`` declares a method: the layers' gate ``mode``, the initial scores, the paper's defaults, the batch
-norm, the regulariser. Importing it imports no torch (the CLI builds its options from the methods' Hparams
+norm, the regulariser. Importing it imports no torch and no numpy (the CLI builds its options from the methods' Hparams
 without it); ``run`` and ``configure`` import what they train with.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from connpack import rng
 from connpack.errors import SpecError
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 from connpack.trainers.base import Method, Session, TrainResult, check_fits, spec_hparams
 from connpack.trainers.config import TrainConfig, parse_init
+
+if TYPE_CHECKING:  # numpy too: `connpack train --help` reads the Hparams without it
+    import numpy as np
 
 # Ivan & Florian, Table A.2 (Adam, batch 25): learning rate per architecture for (baseline, prune, flip).
 # conv8 is not in the paper: it takes conv6's rates.
@@ -75,6 +76,8 @@ class Gated(Method):
 
     def scores(self, seed: int, index: int, shape: tuple) -> np.ndarray:
         """Initial scores t ~ U(0, 0.1] (Ivan & Florian section 3: every connection starts on / unflipped)."""
+        from connpack import rng
+
         return rng.scores_uniform(seed, index, shape, 0.0, 0.1)
 
     def keep(self, cfg: TrainConfig) -> float:
@@ -96,6 +99,7 @@ class Gated(Method):
 
     def configure(self, model, spec: NetworkSpec, cfg: TrainConfig) -> None:
         """Switch every connectivity layer to this method's mode, scores from the RNG."""
+        import numpy as np
         import torch
 
         from connpack.layers import conn_layers

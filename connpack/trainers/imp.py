@@ -25,16 +25,15 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from connpack import pruning
-from connpack.description import Description, TensorCode
 from connpack.errors import SpecError
 from connpack.trainers.asni import fit, fresh, network_spec
 from connpack.trainers.base import Method, Session, TrainResult, check_fits
 from connpack.trainers.config import TrainConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy too: `connpack train --help` reads the Hparams without it
+    import numpy as np
+
+    from connpack.description import Description
     from connpack.trainers.loop import Progress
 
 REINITS = ("rewind", "finetune", "sigma-sign", "sign", "random")
@@ -58,6 +57,8 @@ class Hparams:
 
 
 def check(technique: str, fraction: float, iterations: int, scope: str, reinit: str) -> None:
+    from connpack import pruning
+
     pruning.rule_for(technique, False)
     pruning.check_fraction(fraction)
     if not (isinstance(iterations, int) and iterations >= 0):
@@ -70,6 +71,8 @@ def check(technique: str, fraction: float, iterations: int, scope: str, reinit: 
 
 def reinit_weights(theta0: dict[str, np.ndarray], reinit: str) -> dict[str, np.ndarray]:
     """The values the kept weights restart from (the mask is applied by masked.set_weights)."""
+    import numpy as np
+
     if reinit in ("rewind", "random"):
         return theta0
     if reinit == "sign":
@@ -85,6 +88,10 @@ def random_spec(spec):
 def ticket(theta0: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec, dense, reinit: str) -> Description | None:
     """The final sparse network's initialisation as a Description (None when finetuning). ``theta0`` is
     what the kept weights restart from (for "random": the weights of ``random_spec(spec)``)."""
+    import numpy as np
+
+    from connpack.description import Description, TensorCode
+
     if reinit == "finetune":
         return None
     if reinit == "random":
@@ -113,7 +120,7 @@ class ImpResult:
 
 
 def run(cfg: TrainConfig, session: Session) -> ImpResult:
-    from connpack import models
+    from connpack import models, pruning
     from connpack.trainers import masked
 
     hp = cfg.hp
@@ -155,6 +162,7 @@ def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | 
 
 
 def _tensor(v: np.ndarray):
+    import numpy as np
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(v))
