@@ -1,7 +1,7 @@
 """Pack / unpack / peak memory at scale (ResNet-50, 25.5M weights; VGG-16, 138M) next to torch.load and
 safetensors, and the CLI's start-up next to ``python -c "import torch"``. Everything in one run:
 
-    python benchmarks/bench_scale.py [--nets resnet50,vgg16] [--repeat 3] [--dir /tmp/x]
+    python benchmarks/bench_scale.py [--nets resnet50,vgg16] [--repeat 3] [--dir /tmp/x] [--cli-only]
 
 Networks: torchvision's ResNet-50 / VGG-16 shapes (1000 classes), a random mask keeping 50% of every
 connectivity weight, weights signed constant or kaiming normal; other tensors dense.
@@ -170,11 +170,35 @@ def _cli_times(cpk: Path, repeat: int) -> dict:
     return out
 
 
+def _tables(rows: list) -> None:
+    print()
+    print(f"{'network':10s}{'init':17s}{'weights':>12s}{'.cpk B':>11s} | {'pack wall':>9s}{'CPU':>7s} | "
+          f"{'unpack wall':>11s}{'CPU':>7s} | {'torch.load':>10s}{'CPU':>7s} | {'safetens.':>9s}{'CPU':>7s} | "
+          f"{'unpack/load wall':>16s}{'CPU':>6s}")
+    for net, init, weights, p, u, ld in rows:
+        tl = ld["torch_load"]
+        st = ld.get("safetensors", (float("nan"), float("nan")))
+        print(f"{net:10s}{init:17s}{weights:12,d}{p['size']:11,d} | {p['wall']:9.3f}{p['cpu']:7.3f} | "
+              f"{u['wall']:11.3f}{u['cpu']:7.3f} | {tl[0]:10.3f}{tl[1]:7.3f} | {st[0]:9.3f}{st[1]:7.3f} | "
+              f"{u['wall'] / tl[0]:15.2f}x{u['cpu'] / max(tl[1], 1e-9):5.2f}x")
+    print("\npeak RSS (MB)")
+    print(f"{'network':10s}{'init':17s} | {'pack peak':>9s}{'masks':>7s}{'masks+300':>10s} | "
+          f"{'unpack peak':>11s}{'before':>7s}{'growth':>7s}{'result':>7s}{'1.25x+300':>10s}")
+    for net, init, weights, p, u, ld in rows:
+        print(f"{net:10s}{init:17s} | {p['peak'] / MB:9.0f}{p['masks'] / MB:7.0f}{p['masks'] / MB + 300:10.0f} | "
+              f"{u['peak'] / MB:11.0f}{u['base'] / MB:7.0f}{(u['peak'] - u['base']) / MB:7.0f}"
+              f"{u['result'] / MB:7.0f}{1.25 * u['result'] / MB + 300:10.0f}")
+    if any(p["torch"] for *_x, p, _u, _l in rows):
+        print("note: the pack worker imported torch")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default="resnet50,vgg16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--cli-only", action="store_true", help="only the CLI start-up (report reads the first net "
+                    "packed with signed constant weights)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -199,31 +223,20 @@ def main() -> None:
         for init in INITS:
             cpk = work / f"{net}-{init}.cpk"
             job = {"arch": arch, "init": init, "shapes": shapes, "names": names, "cpk": str(cpk), "repeat": repeat}
+            if a.cli_only:
+                _child("pack", {**job, "repeat": 1})
+                cli_cpk = cpk
+                break
             p = _child("pack", job)
             u = _child("unpack", job)
             loads = _loads(cpk, work, repeat)
             rows.append((net, init, weights, p, u, loads))
             cli_cpk = cli_cpk or cpk
             print(f"  done {net} {init} (load {os.getloadavg()[0]:.1f})", flush=True)
-    print()
-    print(f"{'network':10s}{'init':17s}{'weights':>12s}{'.cpk B':>11s} | {'pack wall':>9s}{'CPU':>7s} | "
-          f"{'unpack wall':>11s}{'CPU':>7s} | {'torch.load':>10s}{'CPU':>7s} | {'safetens.':>9s}{'CPU':>7s} | "
-          f"{'unpack/load wall':>16s}{'CPU':>6s}")
-    for net, init, weights, p, u, ld in rows:
-        tl = ld["torch_load"]
-        st = ld.get("safetensors", (float("nan"), float("nan")))
-        print(f"{net:10s}{init:17s}{weights:12,d}{p['size']:11,d} | {p['wall']:9.3f}{p['cpu']:7.3f} | "
-              f"{u['wall']:11.3f}{u['cpu']:7.3f} | {tl[0]:10.3f}{tl[1]:7.3f} | {st[0]:9.3f}{st[1]:7.3f} | "
-              f"{u['wall'] / tl[0]:15.2f}x{u['cpu'] / max(tl[1], 1e-9):5.2f}x")
-    print("\npeak RSS (MB)")
-    print(f"{'network':10s}{'init':17s} | {'pack peak':>9s}{'masks':>7s}{'masks+300':>10s} | "
-          f"{'unpack peak':>11s}{'before':>7s}{'growth':>7s}{'result':>7s}{'1.25x+300':>10s}")
-    for net, init, weights, p, u, ld in rows:
-        print(f"{net:10s}{init:17s} | {p['peak'] / MB:9.0f}{p['masks'] / MB:7.0f}{p['masks'] / MB + 300:10.0f} | "
-              f"{u['peak'] / MB:11.0f}{u['base'] / MB:7.0f}{(u['peak'] - u['base']) / MB:7.0f}"
-              f"{u['result'] / MB:7.0f}{1.25 * u['result'] / MB + 300:10.0f}")
-    if any(p["torch"] for *_x, p, _u, _l in rows):
-        print("note: the pack worker imported torch")
+        if cli_cpk is not None and a.cli_only:
+            break
+    if rows:
+        _tables(rows)
     cli = _cli_times(cli_cpk, a.repeat)
     torch_wall = cli["python -c 'import torch'"][0]
     print("\nCLI start-up (best of %d, wall / CPU s, ratio to import torch wall)" % a.repeat)

@@ -3,8 +3,9 @@
 A reader validates a .cpk's tensors against its architecture before decoding anything; with this table it
 does so without importing torch (seconds and hundreds of MB in a fresh process), so a bad file is refused
 cheaply. ``connpack.models`` builds the same networks as torch modules; tests/test_hostile_files.py checks
-that both give the same names, order and shapes. torchvision architectures are not here (``shapes`` returns
-None): their shapes come from building them on torch's meta device.
+that both give the same names, order and shapes. The torchvision architectures (cpk.md 7.8) are here too,
+written from torchvision's model code (``TV_TABLE``; tests/test_hostile_files.py compares them with the
+modules built on torch's meta device), so that report and a refused file need no torch either.
 """
 from __future__ import annotations
 
@@ -140,16 +141,123 @@ TABLE = {"lenet300": _lenet300, "lenet5": _lenet5, "resnet18": _resnet18,
 TORCHVISION = ("resnet18", "resnet50", "vgg11", "vgg16", "mobilenet_v2")  # = connpack.models.tv.ARCHS (tested)
 
 
-def shapes(model: ModelSpec) -> Shapes | None:
-    """(connectivity weight names in tensor-index order, ((state-dict key, shape), ...)) of ``model``, or None
-    for a torchvision architecture (ask connpack.models). An unknown name is refused here (SpecError), so
-    that it costs no torch import either."""
+class _TV(_Net):
+    """torchvision's layers: biases and batch norms as torchvision fixes them (``bias``/``batchnorm`` unused)."""
+
+    def tconv(self, p: str, i: int, o: int, k: int, bias: bool = False, groups: int = 1) -> None:
+        self.conn.append(p + ".weight")
+        self.sd.append((p + ".weight", (o, i // groups, k, k)))
+        if bias:
+            self.sd.append((p + ".bias", (o,)))
+
+    def tlinear(self, p: str, i: int, o: int) -> None:
+        self.conn.append(p + ".weight")
+        self.sd += [(p + ".weight", (o, i)), (p + ".bias", (o,))]
+
+    def bn(self, p: str, n: int) -> None:
+        self.norm(p, n, "affine")
+
+
+def _tv_resnet(layers: tuple[int, ...], bottleneck: bool):
+    """torchvision.models.resnet: BasicBlock (resnet18) or Bottleneck (expansion 4, resnet50)."""
+    def build(net: _TV) -> None:
+        net.tconv("conv1", net.m.in_shape[0], 64, 7)
+        net.bn("bn1", 64)
+        c_in = 64
+        for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+            c_out = planes * 4 if bottleneck else planes
+            for b in range(blocks):
+                p = f"layer{stage}.{b}"
+                if bottleneck:
+                    net.tconv(p + ".conv1", c_in, planes, 1)
+                    net.bn(p + ".bn1", planes)
+                    net.tconv(p + ".conv2", planes, planes, 3)
+                    net.bn(p + ".bn2", planes)
+                    net.tconv(p + ".conv3", planes, c_out, 1)
+                    net.bn(p + ".bn3", c_out)
+                else:
+                    net.tconv(p + ".conv1", c_in, planes, 3)
+                    net.bn(p + ".bn1", planes)
+                    net.tconv(p + ".conv2", planes, planes, 3)
+                    net.bn(p + ".bn2", planes)
+                if b == 0 and (stage > 1 or c_in != c_out):  # stride 2 in stages 2-4, or wider
+                    net.tconv(p + ".downsample.0", c_in, c_out, 1)
+                    net.bn(p + ".downsample.1", c_out)
+                c_in = c_out
+        net.tlinear("fc", c_in, net.m.num_classes)
+    return build
+
+
+def _tv_vgg(config: str):
+    """torchvision.models.vgg without batch norm: features (Conv+ReLU, MaxPool), then a 3-layer classifier
+    after 7x7 adaptive average pooling."""
+    def build(net: _TV) -> None:
+        c, pos = net.m.in_shape[0], 0
+        for item in config.split():
+            if item != "M":
+                net.tconv(f"features.{pos}", c, int(item), 3, bias=True)
+                c, pos = int(item), pos + 1
+            pos += 1
+        net.tlinear("classifier.0", c * 7 * 7, 4096)
+        net.tlinear("classifier.3", 4096, 4096)
+        net.tlinear("classifier.6", 4096, net.m.num_classes)
+    return build
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision.models._utils._make_divisible with min_value = divisor."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _tv_mobilenet_v2(net: _TV) -> None:
+    """torchvision.models.mobilenetv2.MobileNetV2(width_mult=width): Conv2dNormActivation = conv (no bias) + BN."""
+    width = float(net.m.width)
+    c = _make_divisible(32 * width)
+    last = _make_divisible(1280 * max(1.0, width))
+    net.tconv("features.0.0", net.m.in_shape[0], c, 3)
+    net.bn("features.0.1", c)
+    f = 1
+    for t, n_out, repeat, _stride in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                                      (6, 160, 3, 2), (6, 320, 1, 1)):
+        out = _make_divisible(n_out * width)
+        for _ in range(repeat):
+            hidden, j, p = int(round(c * t)), 0, f"features.{f}.conv"
+            if t != 1:
+                net.tconv(f"{p}.0.0", c, hidden, 1)
+                net.bn(f"{p}.0.1", hidden)
+                j = 1
+            net.tconv(f"{p}.{j}.0", hidden, hidden, 3, groups=hidden)  # depthwise
+            net.bn(f"{p}.{j}.1", hidden)
+            net.tconv(f"{p}.{j + 1}", hidden, out, 1)
+            net.bn(f"{p}.{j + 2}", out)
+            c, f = out, f + 1
+    net.tconv(f"features.{f}.0", c, last, 1)
+    net.bn(f"features.{f}.1", last)
+    net.tlinear("classifier.1", last, net.m.num_classes)
+
+
+TV_TABLE = {"resnet18": _tv_resnet((2, 2, 2, 2), False), "resnet50": _tv_resnet((3, 4, 6, 3), True),
+            "vgg11": _tv_vgg("64 M 128 M 256 256 M 512 512 M 512 512 M"),
+            "vgg16": _tv_vgg("64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"),
+            "mobilenet_v2": _tv_mobilenet_v2}
+
+
+def shapes(model: ModelSpec) -> Shapes:
+    """(connectivity weight names in tensor-index order, ((state-dict key, shape), ...)) of ``model``. An
+    unknown name is refused here (SpecError), so that it costs no torch import either; so is a width other
+    than 1 for a torchvision ResNet or VGG (as connpack.models.tv refuses it)."""
     build = TABLE.get(model.arch.removeprefix("connpack:"))
-    if build is None:
-        if model.arch.removeprefix("torchvision:") in TORCHVISION and model.arch.startswith("torchvision:"):
-            return None
-        known = sorted(TABLE) + [f"torchvision:{a}" for a in TORCHVISION]
-        raise SpecError(f"unknown architecture '{model.arch}' (choose from {', '.join(known)})")
-    net = _Net(model)
-    build(net)
-    return tuple(net.conn), tuple(net.sd)
+    if build is not None:
+        net = _Net(model)
+        build(net)
+        return tuple(net.conn), tuple(net.sd)
+    tv = model.arch.removeprefix("torchvision:")
+    if tv in TORCHVISION and model.arch.startswith("torchvision:"):
+        if tv != "mobilenet_v2" and model.width != 1.0:
+            raise SpecError(f"architecture '{model.arch}' has no width multiplier (got width {model.width})")
+        net = _TV(model)
+        TV_TABLE[tv](net)
+        return tuple(net.conn), tuple(net.sd)
+    known = sorted(TABLE) + [f"torchvision:{a}" for a in TORCHVISION]
+    raise SpecError(f"unknown architecture '{model.arch}' (choose from {', '.join(known)})")

@@ -573,9 +573,9 @@ def from_container(c: formats.Container) -> Description:
 def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """(connectivity weight names in tensor-index order, {state_dict key: shape}) of ``spec``'s architecture.
 
-    connpack's own architectures come from their table (connpack.architectures, no torch: a file is refused
-    without importing it); the others are built on PyTorch's meta device (no memory, no weights). The
-    architecture depends only on ``spec.model``, so the last few are remembered.
+    Every architecture, torchvision's too, comes from its table (connpack.architectures, no torch: a file is
+    refused, or reported, without importing it; torch_model_shapes builds the modules on PyTorch's meta device
+    to check the table). The architecture depends only on ``spec.model``, so the last few are remembered.
     """
     names, shapes = _model_shapes(spec.model)
     return list(names), dict(shapes)
@@ -585,7 +585,7 @@ def architecture_shapes(spec: NetworkSpec) -> tuple[list[str], dict[str, tuple[i
 def _model_shapes(model_spec: ModelSpec) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[int, ...]], ...]]:
     from connpack import architectures
 
-    return architectures.shapes(model_spec) or torch_model_shapes(model_spec)
+    return architectures.shapes(model_spec)
 
 
 def torch_model_shapes(model_spec: ModelSpec) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[int, ...]], ...]]:

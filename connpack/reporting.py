@@ -1,5 +1,6 @@
 """Description length of a packed network: per tensor bits against the order-0 bound; totals against
-float32, zstd-19 of float32 and torch.save. Reads only the .cpk artifact."""
+float32, zstd-19 of float32 and torch.save (its size computed, torch is not imported). Reads only the .cpk
+artifact."""
 from __future__ import annotations
 
 import io
@@ -14,6 +15,7 @@ from connpack import formats
 from connpack.errors import SpecError
 from connpack.files import regular_file
 from connpack.packing import DEFAULT_MAX_WEIGHTS, from_container, validator
+from connpack.torchsave_size import torch_save_size
 
 ZSTD_EXACT_BYTES = 2 << 20  # float32 bytes up to which the zstd-19 column is exact
 ZSTD_SAMPLE_PIECES, ZSTD_PIECE = 8, 32 << 10  # beyond: 8 evenly spaced 32 KiB pieces, the size scaled from them
@@ -60,7 +62,7 @@ class Report:
     rows: tuple[TensorRow, ...]
     weights: int            # connectivity-bearing weights
     float32_bytes: int      # 4 bytes per element of the materialised state_dict
-    torch_save_bytes: int   # torch.save of that state_dict
+    torch_save_bytes: int   # torch.save of that state_dict (to a buffer), computed: torchsave_size
     zstd19_bytes: int       # zstd level 19 of the float32 tensors, concatenated
     zstd19_estimated: bool = False  # zstd19_bytes scaled from a sample (over ZSTD_EXACT_BYTES of float32)
     k: float | None = None  # edge-popup: the fraction of weights kept per layer
@@ -97,20 +99,6 @@ def _kind(meta_t: dict, name: str) -> str:
     if base in meta_t:
         return {"s": "signs", "v": "values", "q": "steps", "a": "prediction"}.get(suffix, suffix)
     return "dense"
-
-
-class _Counter(io.RawIOBase):
-    """A write-only sink that counts bytes (torch.save's size without holding its output)."""
-
-    def __init__(self):
-        self.n = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b) -> int:
-        self.n += len(b)
-        return len(b)
 
 
 def zstd19_size(arrays: list[np.ndarray]) -> tuple[int, bool]:
@@ -184,22 +172,15 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
             distortion=(value_distortion(container, desc, s.name[:-2], s.dtype)
                         if s.name.endswith(":v") and meta_t.get(s.name[:-2], {}).get("k") == "values" else None),
         ))
-    desc.state_dict()  # every weight hash-checked with numpy alone, before torch is imported for the column below
-    import torch
-
-    from connpack.exporters.module import state_dict
-
-    sd = state_dict(desc)
-    sink = _Counter()
-    torch.save(sd, sink)
-    z, estimated = zstd19_size([v.numpy() for v in sd.values()])
+    sd = {k: np.asarray(v, order="C") for k, v in desc.state_dict().items()}  # every weight hash-checked
+    z, estimated = zstd19_size(list(sd.values()))
     return Report(
         path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
         k=desc.spec.hparams.get("k"),  # a .cpk keeps only the hparams a method needs (specs.KEPT_HPARAMS)
         header_bytes=formats.header_size(raw), rows=tuple(rows), in_shape=tuple(desc.spec.model.in_shape),
         num_classes=desc.spec.model.num_classes, data=None if desc.data is None else desc.data.to_meta(),
-        weights=sum(c.size for c in desc.tensors.values()), float32_bytes=sum(4 * v.numel() for v in sd.values()),
-        torch_save_bytes=sink.n, zstd19_bytes=z, zstd19_estimated=estimated,
+        weights=sum(c.size for c in desc.tensors.values()), float32_bytes=sum(4 * v.size for v in sd.values()),
+        torch_save_bytes=torch_save_size(sd), zstd19_bytes=z, zstd19_estimated=estimated,
     )
 
 

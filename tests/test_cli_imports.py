@@ -1,4 +1,5 @@
-"""The CLI pays for what it uses: help texts, pack --help and data fetch import no torch, onnx or onnxruntime."""
+"""The CLI pays for what it uses: help texts, pack --help, data fetch and report import no torch, onnx or
+onnxruntime."""
 from __future__ import annotations
 
 import json
@@ -63,6 +64,16 @@ def test_data_fetch_imports_nothing_heavy(tmp_path):
         for f in pair:
             (raw / f).write_bytes(b"")
     got = _run(["data", "fetch", "mnist", "--data-dir", str(tmp_path)])
+    assert got == {"code": 0, "heavy": []}
+
+
+def test_report_imports_nothing_heavy():
+    """report reads a .cpk, checks every weight and prints the torch.save column without importing torch."""
+    from pathlib import Path
+
+    vectors = Path(__file__).resolve().parents[1] / "formats" / "vectors"
+    got = _run(*(["report", str(vectors / f"{v}.cpk")] for v in ("net_mask", "net_values", "net_quant")),
+               ["report", str(vectors / "net_flip.cpk"), "--json"])
     assert got == {"code": 0, "heavy": []}
 
 

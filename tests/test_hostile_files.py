@@ -480,13 +480,28 @@ def test_architecture_table_in_the_spec_is_the_code(case):
     assert architectures.shapes(spec.model) == (names, shapes)  # the reader's torch-free table
 
 
+TV_CASES = [(a, C, K, 1.0) for a in ("resnet18", "resnet50", "vgg11", "vgg16") for C, K in ((3, 1000), (1, 10))] + \
+    [("mobilenet_v2", C, K, w) for C, K, w in ((3, 1000, 1.0), (1, 10, 0.35), (4, 7, 1.4), (2, 3, 0.1), (3, 2, 2.7))]
+
+
+@pytest.mark.parametrize("case", TV_CASES, ids=[f"{c[0]}-C{c[1]}-K{c[2]}-w{c[3]}" for c in TV_CASES])
+def test_torchvision_table_is_torchvision(case):
+    """The torch-free torchvision shapes (what report and a refused file use) are torchvision's modules'."""
+    from connpack.specs import ModelSpec
+
+    arch, C, K, width = case
+    m = ModelSpec(arch=f"torchvision:{arch}", in_shape=(C, 32, 32), num_classes=K, width=width)
+    assert architectures.shapes(m) == packing.torch_model_shapes(m)
+
+
 @pytest.mark.parametrize("arch,in_shape", [("conv6", (3, 7, 7)), ("lenet5", (1, 12, 3)), ("vgg11", (3, 16, 16)),
-                                           ("conv8", (1, 16, 1))])
+                                           ("conv8", (1, 16, 1)), ("torchvision:vgg16", (3, 32, 32)),
+                                           ("torchvision:resnet50", (3, 32, 32))])
 def test_architecture_table_refuses_what_the_models_refuse(arch, in_shape):
     from connpack.errors import SpecError
     from connpack.specs import ModelSpec
 
-    m = ModelSpec(arch=arch, in_shape=in_shape)
+    m = ModelSpec(arch=arch, in_shape=in_shape, width=0.5 if arch.startswith("torchvision:") else 1.0)
     with pytest.raises(SpecError) as a:
         packing.torch_model_shapes(m)
     with pytest.raises(SpecError) as b:
