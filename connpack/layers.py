@@ -23,12 +23,28 @@ from connpack.errors import SpecError
 
 MODES = ("dense", "prune", "flip", "topk")
 
+try:
+    from connpack import _gatec as _COMPILED  # connpack/_gatec.c: one fused pass per gate (same bits as below)
+except ImportError:  # not built (no C compiler): the torch code below
+    _COMPILED = None
 
-def _score_grad(layer, gt: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
-    """dL/dt from dL/dW_eff * w (in place on ``gt``): * sgn(s) for topk (through |s|), + the armed pull."""
+
+def _compiled(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether connpack._gatec can take these tensors (built; CPU, float32, contiguous). Written out, not as a
+    loop: it runs twice per layer and step, where a generator expression cost ~5 us."""
+    return (_COMPILED is not None and a.dtype == torch.float32 and b.dtype == torch.float32 and a.is_cpu and b.is_cpu
+            and a.is_contiguous() and b.is_contiguous())
+
+
+def _score_grad(layer, gw: torch.Tensor, w: torch.Tensor, t: torch.Tensor | None, owned: bool = True) -> torch.Tensor:
+    """dL/dt = dL/dW_eff * w, * sgn(s) for topk (through |s|), + the armed pull; in place on ``gw`` if ``owned``."""
+    pull, layer.pull = layer.pull, None
+    if owned and t is None and _compiled(gw, w):
+        _COMPILED.score_grad(gw.numpy(), w.numpy(), None if pull is None else float(pull))
+        return gw
+    gt = gw.mul_(w) if owned else gw * w
     if t is not None:
         gt.mul_(t.sgn())
-    pull, layer.pull = layer.pull, None
     if pull is not None:
         gt.add_(pull)
     return gt
@@ -54,7 +70,7 @@ class _GatedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         w, t = ctx.saved_tensors
-        return None, _score_grad(ctx.layer, g * w, t), None
+        return None, _score_grad(ctx.layer, g, w, t, owned=False), None
 
 
 class _GatedLinear(torch.autograd.Function):
@@ -64,37 +80,48 @@ class _GatedLinear(torch.autograd.Function):
     ``dW_eff * w`` reads it across strides and the result is copied again into the scores' layout: ~10x the
     cost of a contiguous pass on CPU. Here the weight gradient is computed as dy^T x, already in the weight's
     layout (MKL sums each entry over the batch in the same order either way: same bits), and turned into the
-    scores' gradient in place. ``custom_fwd/bwd`` run the backward under the forward's CUDA autocast state
-    (bf16 matmuls, as autograd does); the scores' gradient is float32 like the scores.
+    scores' gradient in place. The scores' gradient is float32 like the scores. ``_GatedLinearCUDA`` is the
+    same node for CUDA tensors, its backward run under the forward's autocast state (``custom_fwd/bwd``: bf16
+    matmuls, as autograd does); the decorators cost ~25 us per layer and step, so CPU tensors skip them.
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x, w, t, bias, layer):
         weff = gated_weight(w, t, layer.mode, layer.k, layer._topk_state)
         ctx.layer = layer
-        ctx.save_for_backward(x, w, weff, t if layer.mode == "topk" else None)
+        # W_eff is needed again only for the input's gradient (not in a first layer): freed here otherwise, its
+        # block is the one the weight gradient gets in the backward (warm in cache, no new pages)
+        ctx.save_for_backward(x, w, weff if ctx.needs_input_grad[0] else None, t if layer.mode == "topk" else None)
         return F.linear(x, weff, bias)
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, gy):
         x, w, weff, t = ctx.saved_tensors
         gx = gt = gb = None
+        same = gy.dtype == x.dtype == w.dtype  # not under autocast (bf16 gy): then no conversions to dispatch
         if ctx.needs_input_grad[0]:
-            gx = gy.matmul(weff.to(gy.dtype)).to(x.dtype)
-        gy2 = gy.reshape(-1, gy.shape[-1])
+            gx = gy.matmul(weff) if same else gy.matmul(weff.to(gy.dtype)).to(x.dtype)
+        gy2 = gy if gy.dim() == 2 else gy.reshape(-1, gy.shape[-1])
         if ctx.needs_input_grad[2]:
-            gw = gy2.t().mm(x.reshape(-1, x.shape[-1]).to(gy.dtype)).to(w.dtype)
-            gt = _score_grad(ctx.layer, gw.mul_(w), t)
+            x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+            gw = gy2.t().mm(x2) if same else gy2.t().mm(x2.to(gy.dtype)).to(w.dtype)
+            gt = _score_grad(ctx.layer, gw, w, t)
         if ctx.needs_input_grad[3]:
             gb = gy2.sum(0)
         return gx, None, gt, gb, None
 
 
+class _GatedLinearCUDA(_GatedLinear):
+    forward = staticmethod(torch.amp.custom_fwd(_GatedLinear.forward, device_type="cuda"))
+    backward = staticmethod(torch.amp.custom_bwd(_GatedLinear.backward, device_type="cuda"))
+
+
 def gated_weight(w: torch.Tensor, t: torch.Tensor, mode: str, k: float = 1.0, state: dict | None = None) -> torch.Tensor:
     """w * g(t) (no gradient): prune 1[t > 0], flip +1 (t >= 0) / -1, topk 1 on the top k of |t|."""
     buf = torch.empty_like(w)
+    if mode in ("prune", "flip") and _compiled(w, t):
+        _COMPILED.gate(buf.numpy(), w.numpy(), t.detach().numpy(), mode == "flip")
+        return buf
     if mode == "prune":
         return torch.gt(t, 0, out=buf).mul_(w)
     if mode == "flip":
@@ -197,7 +224,7 @@ class ConnMixin:
         self.k = 1.0
         self.scores = None
         self._topk_state: dict = {}  # last threshold (speeds up the next top-k; never changes its result)
-        self.pull: torch.Tensor | None = None  # added to the scores' gradient by the next backward (score_pull)
+        self.pull: torch.Tensor | None = None  # added to the scores' gradient by the next backward (ScorePull)
 
     def configure(self, mode: str, weight: torch.Tensor, scores: torch.Tensor | None = None, k: float = 1.0):
         """Set the fixed weight and the trainable connectivity variable.
@@ -249,7 +276,8 @@ class ConnLinear(ConnMixin, nn.Linear):
     def forward(self, x):
         if self.mode == "dense":
             return F.linear(x, self.weight, self.bias)
-        return _GatedLinear.apply(x, self.weight, self.scores, self.bias, self)
+        fn = _GatedLinearCUDA if x.is_cuda else _GatedLinear
+        return fn.apply(x, self.weight, self.scores, self.bias, self)
 
 
 class ConnConv2d(ConnMixin, nn.Conv2d):
@@ -261,23 +289,34 @@ class ConnConv2d(ConnMixin, nn.Conv2d):
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
-def score_pull(model: nn.Module) -> torch.Tensor:
+class ScorePull:
     """Ivan & Florian's minimal term (Eq. 4), -mean(g(t)) over all M gated weights, applied by the layers.
 
     Under the straight-through estimator its gradient is -1/M for every score. Instead of a term in the
     autograd graph (a reduction forward, a broadcast and an extra accumulation pass backward: +15% of a
-    LeNet step), this arms every gated layer of ``model`` to add -1/M (the float32 value autograd would
+    LeNet step), each call arms every gated layer of ``model`` to add -1/M (the float32 value autograd would
     give) to its scores' gradient in its next backward, in the pass that already writes it: same bits.
-    Call it once per step, between the forward and the backward, as a regulariser. Returns a zero
-    without a graph: the term's value is never used (the trainers log the fraction of ones), only its gradient.
+    Use one instance per training run as the loop's regulariser, called once per step between the forward
+    and the backward. It returns None: the term's value is never used (the trainers log the fraction of
+    ones), only its gradient. The layers and -1/M are found once per model (a step of LeNet-300-100 is
+    ~3 ms; looking them up again each step cost 2%).
     """
-    layers = [layer for _, layer in conn_layers(model)]
-    m = sum(layer.scores.numel() for layer in layers)
-    with torch.no_grad():
-        pull = -(torch.ones((), dtype=layers[0].scores.dtype, device=layers[0].scores.device) / m)
-    for layer in layers:
-        layer.pull = pull
-    return torch.zeros((), dtype=pull.dtype, device=pull.device)
+
+    def __init__(self):
+        self._model: nn.Module | None = None
+        self._pull: torch.Tensor | None = None
+
+    def __call__(self, model: nn.Module) -> None:
+        if model is not self._model:
+            self._model, self._layers, self._pull = model, [layer for _, layer in conn_layers(model)], None
+        first = self._layers[0].scores
+        if self._pull is None or self._pull.device != first.device or self._pull.dtype != first.dtype:
+            m = sum(layer.scores.numel() for layer in self._layers)
+            with torch.no_grad():
+                self._pull = -(torch.ones((), dtype=first.dtype, device=first.device) / m)
+        for layer in self._layers:
+            layer.pull = self._pull
+        return None
 
 
 def conn_layers(model: nn.Module) -> list[tuple[str, ConnMixin]]:

@@ -5,9 +5,9 @@ import torch.nn.functional as F
 from connpack.layers import (
     ConnConv2d,
     ConnLinear,
+    ScorePull,
     _GatedLinear,
     kept_count,
-    score_pull,
     topk_mask,
 )
 
@@ -169,13 +169,59 @@ def test_score_pull_gives_the_minimal_terms_gradient_once():
         for t in scores:
             t.grad = None
         loss = net(x).square().sum()
-        loss = loss + term() if term else loss
+        extra = term() if term else None
+        loss = loss if extra is None else loss + extra
         loss.backward()
         return [t.grad.clone() for t in scores]
 
     m = sum(t.numel() for t in scores)
     ref = grads(lambda: -sum(t.sum() for t in scores) / m)  # the term in the autograd graph
-    assert all(torch.equal(a, b) for a, b in zip(grads(lambda: score_pull(net)), ref))
+    assert all(torch.equal(a, b) for a, b in zip(grads(lambda: ScorePull()(net)), ref))
     free = grads(None)  # the pull was used up by the last backward
     assert not any(torch.equal(a, b) for a, b in zip(free, ref))
     assert all(torch.allclose(a - 1 / m, b) for a, b in zip(free, ref))
+
+
+def test_the_cuda_node_is_the_same_node_under_autocast_decorators():
+    """_GatedLinearCUDA (what CUDA tensors use) computes what _GatedLinear does (checked here on CPU)."""
+    from connpack.layers import _GatedLinear, _GatedLinearCUDA
+
+    g = torch.Generator().manual_seed(5)
+    layer = ConnLinear(7, 4)
+    layer.configure("flip", torch.randn(4, 7, generator=g), torch.randn(4, 7, generator=g))
+    x = torch.randn(3, 7, generator=g, requires_grad=True)
+    out = []
+    for fn in (_GatedLinear, _GatedLinearCUDA):
+        layer.scores.grad, x.grad = None, None
+        y = fn.apply(x, layer.weight, layer.scores, None, layer)
+        y.square().sum().backward()
+        out.append((y.detach(), x.grad.clone(), layer.scores.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*out))
+
+
+def test_the_compiled_gates_equal_the_torch_code_bit_for_bit():
+    """connpack._gatec (one fused pass) against the two-pass torch expressions it replaces, signed zeros and
+    all; and it is built (pip install -e . compiles it), so the trainers' fast path is the tested one."""
+    from connpack import layers
+
+    assert layers._COMPILED is not None, "connpack._gatec is not built: run `pip install -e .` (needs a C compiler)"
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(1001, generator=g)
+    w[:6] = torch.tensor([0.0, -0.0, 0.0, -0.0, 1e-45, -3.0])
+    t = torch.randn(1001, generator=g)
+    t[:6] = torch.tensor([1.0, 1.0, -1.0, -1.0, 0.0, -0.0])
+    as_bits = lambda x: x.view(torch.int32)  # noqa: E731
+    for flip in (False, True):
+        out = torch.empty_like(w)
+        layers._COMPILED.gate(out.numpy(), w.numpy(), t.numpy(), flip)
+        ref = torch.addcmul(w, w, (t < 0).float(), value=-2) if flip else (t > 0).float().mul_(w)
+        assert torch.equal(as_bits(out), as_bits(ref))
+    gy = torch.randn(1001, generator=g)
+    pull = -(torch.ones(()) / 7)
+    for p in (None, pull):
+        got = gy.clone()
+        layers._COMPILED.score_grad(got.numpy(), w.numpy(), None if p is None else float(p))
+        ref = gy * w if p is None else (gy * w).add_(p)
+        assert torch.equal(as_bits(got), as_bits(ref))
+    with pytest.raises(ValueError, match="float32"):
+        layers._COMPILED.gate(torch.empty(3).numpy(), w.numpy(), t.numpy(), False)

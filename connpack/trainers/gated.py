@@ -129,9 +129,9 @@ class Gated(Method):
 
 
 def minimal(cfg: TrainConfig):
-    """The minimal variants' Eq. 4 term as a regulariser (connpack.layers.score_pull), or None (free)."""
+    """The minimal variants' Eq. 4 term as a regulariser (connpack.layers.ScorePull), or None (free)."""
     if cfg.hp.variant != "minimal":
         return None
-    from connpack.layers import score_pull
+    from connpack.layers import ScorePull
 
-    return score_pull
+    return ScorePull()

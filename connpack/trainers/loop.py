@@ -1,7 +1,7 @@
 """The training loop shared by every method: device, AMP, DDP, epochs, evaluation, checkpoints, resume.
 
-Methods plug in through three hooks: ``regularizer(model) -> tensor`` added to the loss, ``on_epoch_end``
-(e.g. a pruning step) and ``stats(model) -> dict`` (density, fraction flipped) for progress and metrics.
+Methods plug in through three hooks: ``regularizer(model) -> tensor`` added to the loss (or None when it acts
+on the gradients itself, as layers.ScorePull does), ``on_epoch_end`` (e.g. a pruning step) and ``stats(model) -> dict`` (density, fraction flipped) for progress and metrics.
 Progress is reported through a callback; this module never prints.
 
 Determinism: weights and scores come from connpack.rng, the data order from connpack.data.batches (a pure
@@ -106,7 +106,7 @@ class Loop:
     batch_size: int
     seed: int
     device: torch.device
-    regularizer: Callable[[nn.Module], torch.Tensor] | None = None
+    regularizer: Callable[[nn.Module], torch.Tensor | None] | None = None
     stats: Callable[[nn.Module], dict] = lambda m: {}
     on_epoch_end: Callable[[int], None] | None = None
     scheduler: object | None = None
@@ -179,8 +179,9 @@ class Loop:
         loss_sum = F.cross_entropy(out.float(), yb, reduction="sum")
         # mean over the global batch; DDP averages gradients over ranks, hence the factor world
         total = loss_sum * (self.ctx.world / global_batch)
-        if self.regularizer is not None:
-            total = total + self.regularizer(self.model)
+        term = None if self.regularizer is None else self.regularizer(self.model)
+        if term is not None:  # None: the regulariser acts on the gradients itself (layers.ScorePull)
+            total = total + term
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
