@@ -20,6 +20,11 @@ connectivity-bearing weight and as a ratio against the float32 weights — none 
 """
 
 
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# Sections rendered again for each second dataset found in docs/results/<dataset>/ (same scripts, --dataset).
+SECOND_DATASETS = ("fashion-mnist",)
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -37,13 +42,18 @@ def mean_std(summary: dict) -> str:
     return pct(summary["mean"])
 
 
-def table1(payload: dict) -> list[str]:
-    seeds = payload["seeds"]
-    out = ["## Ivan & Florian, Table 1 — LeNet-300-100 on MNIST, signed He constant weights", "",
-           f"`python -m benchmarks.reproduce.ivan_florian_table1 --epochs {payload['epochs']} --seeds {seeds}`"
+def table1(payload: dict, images: str = "results") -> list[str]:
+    seeds, dataset = payload["seeds"], payload.get("dataset", "mnist")
+    mnist = dataset == "mnist"
+    flag = "" if mnist else f" --dataset {dataset} --out docs/results/{dataset}"
+    out = [f"## Ivan & Florian, Table 1 — LeNet-300-100 on {DATASET_NAMES.get(dataset, dataset)}, signed He constant "
+           "weights", "",
+           f"`python -m benchmarks.reproduce.ivan_florian_table1 --epochs {payload['epochs']} --seeds {seeds}{flag}`"
            f" — {payload['epochs']} epochs per run; each cell is the best epoch of each run, mean ± std over "
-           f"{seeds} seed(s) (the paper: 5 seeds, best epoch of longer runs). {machine_line(payload)}", "",
-           "| method | paper (%) | ours, best epoch (%) | paper inside mean ± 2·std? | changed connections | "
+           f"{seeds} seed(s) (the paper: 5 seeds, best epoch of longer runs). {machine_line(payload)}"
+           + ("" if mnist else " The paper has no Fashion-MNIST column: its MNIST value is shown for scale only."), "",
+           f"| method | paper{'' if mnist else ', MNIST'} (%) | ours, best epoch (%) | "
+           f"{'paper inside mean ± 2·std?' if mnist else 'ours − paper (MNIST)'} | changed connections | "
            ".cpk bytes | bits/weight | × smaller than float32 |",
            "|---|---|---|---|---|---|---|---|"]
     for label, r in payload["results"].items():
@@ -52,12 +62,16 @@ def table1(payload: dict) -> list[str]:
         changed = "all weights trained" if changed is None else (
             f"{pct(changed)}% {'flipped' if 'flipped' in run else 'pruned'}")
         sm = r["summary"]
-        inside = "—" if sm.get("n", 1) < 2 else (
-            "yes" if abs(100 * sm["mean"] - r["paper"]) <= 2 * 100 * sm.get("std", 0.0)
-            else f"no ({100 * sm['mean'] - r['paper']:+.2f})")
+        if not mnist:
+            inside = f"{100 * sm['mean'] - r['paper']:+.2f}"
+        elif sm.get("n", 1) < 2:
+            inside = "—"
+        else:
+            inside = ("yes" if abs(100 * sm["mean"] - r["paper"]) <= 2 * 100 * sm.get("std", 0.0)
+                      else f"no ({100 * sm['mean'] - r['paper']:+.2f})")
         out.append(f"| {label} | {r['paper']:.2f} | {mean_std(sm)} (n={sm.get('n', 1)}) | {inside} | {changed} | "
                    f"{run['cpk_bytes']:,} | {run['bits_per_weight']:.3f} | {run['ratio_float32']:.1f} |")
-    out += ["", "![Table 1](results/ivan_florian_table1.png)", ""]
+    out += ["", f"![Table 1]({images}/ivan_florian_table1.png)", ""]
     return out
 
 
@@ -175,7 +189,7 @@ def imp(payload: dict) -> list[str]:
     return out
 
 
-def edgepopup(payload: dict) -> list[str]:
+def edgepopup(payload: dict, images: str = "results") -> list[str]:
     ks = None
     out = ["## Ramanujan et al. (edge-popup), Fig. 3 — accuracy against k", "",
            f"Dataset: **{payload['dataset']}**" + (" (a stand-in: CIFAR-10 cannot be obtained offline here; the "
@@ -188,7 +202,7 @@ def edgepopup(payload: dict) -> list[str]:
     for arch, by_k in payload["results"].items():
         out.append(f"| {arch} | " + " | ".join(f"{pct(r['summary']['mean'])}% ({r['runs'][0]['bits_per_weight']:.2f} b/w)"
                                                 for r in by_k.values()) + " |")
-    out += ["", "Cells: accuracy (packed bits per weight).", "", "![edge-popup](results/edgepopup_fig3.png)", ""]
+    out += ["", "Cells: accuracy (packed bits per weight).", "", f"![edge-popup]({images}/edgepopup_fig3.png)", ""]
     return out
 
 
@@ -205,6 +219,11 @@ def render(results_dir: Path, notes: str = "") -> str:
             lines += fn(json.loads(path.read_text()))
         else:
             missing.append(name)
+    for dataset in SECOND_DATASETS:
+        for name, fn in (("ivan_florian_table1", table1), ("edgepopup_fig3", edgepopup)):
+            path = results_dir / dataset / f"{name}.json"
+            if path.exists():
+                lines += fn(json.loads(path.read_text()), images=f"results/{dataset}")
     if missing:
         lines += ["## Not run", "", "No results yet for: " + ", ".join(missing) + ".", ""]
     if notes:
