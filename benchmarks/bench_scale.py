@@ -33,6 +33,7 @@ import numpy as np
 NETS = {"resnet50": ("torchvision:resnet50", 25.5e6), "vgg16": ("torchvision:vgg16", 138e6)}
 INITS = ("signed_constant", "kaiming_normal")
 MB = 1 << 20
+SMALL = Path(__file__).resolve().parents[1] / "formats" / "vectors" / "net_mask.cpk"  # report of a small network
 
 
 # --------------------------------------------------------------------------- child-process workers
@@ -155,6 +156,7 @@ def _cli_times(cpk: Path, repeat: int) -> dict:
     exe = Path(sys.executable).with_name("connpack")
     cmds = {"python -c 'import torch'": [sys.executable, "-c", "import torch"],
             "connpack --help": [str(exe), "--help"], "connpack pack --help": [str(exe), "pack", "--help"],
+            f"connpack report {SMALL.name}": [str(exe), "report", str(SMALL)],
             f"connpack report {cpk.name}": [str(exe), "report", str(cpk)]}
     out = {}
     for label, cmd in cmds.items():

@@ -186,32 +186,65 @@ def _enumerative_bits(k: np.ndarray, t: int) -> float:
     """Bits of coding each of len(k) groups of t bits by its count (log2(t+1)) and its index among the
     C(t, count) arrangements: an achievable code, so a fair test of whether per-group densities pay."""
     log2_fact = np.concatenate(([0.0], np.cumsum(np.log2(np.arange(1, t + 1, dtype=np.float64)))))
-    return float((log2_fact[t] - log2_fact[k] - log2_fact[t - k]).sum()) + k.size * np.log2(t + 1)
+    per_count = log2_fact[t] - log2_fact - log2_fact[::-1]  # log2 C(t, c) for c = 0..t; k may be any unsigned type
+    return float(per_count[k].sum()) + k.size * np.log2(t + 1)
 
 
-def _marginal_gain(m8: np.ndarray) -> float:
+def _group_sums(x: np.ndarray, width: int, most: int) -> tuple[np.ndarray, int]:
+    """(sums of consecutive groups of ``width`` elements of the 1-D array ``x`` of integers 0..``most``, the
+    largest sum possible), in the narrowest unsigned type that holds it; narrow groups as ``width`` vector adds
+    (numpy reduces a short inner axis row by row, slowly)."""
+    top = most * width
+    acc = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
+    v = x.reshape(-1, width)
+    if width > 16:
+        return v.sum(axis=1, dtype=acc), top
+    if width == 1:
+        return v[:, 0].astype(acc), top
+    out = np.add(v[:, 0], v[:, 1], dtype=acc)
+    for j in range(2, width):
+        out += v[:, j]
+    return out, top
+
+
+def _view_sums(m8: np.ndarray, shp: tuple) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{a: (row sums, column sums) of _view(m8, shp, a)} for a = 1..len(shp)-1, from one pass over
+    the finest rows and one over the coarsest columns: the other views' sums are sums of those."""
+    d = len(shp)
+    rows, top = {}, 1
+    x = m8.ravel()
+    for a in range(d - 1, 0, -1):
+        x, top = _group_sums(x, shp[a], top)
+        rows[a] = x
+    cols = {1: m8.reshape(shp[0], -1).sum(axis=0, dtype=np.uint32).astype(np.int64)}
+    for a in range(2, d):
+        cols[a] = cols[a - 1].reshape(shp[a - 1], -1).sum(axis=0)
+    return {a: (rows[a], cols[a]) for a in range(1, d)}
+
+
+def _marginal_gain(row_sums: np.ndarray, col_sums: np.ndarray) -> float:
     """Cost of one density per row, or per column (enumerative code), over the order-0 cost (>= 1: none pays)."""
-    R, C = m8.shape
-    ones = int(np.count_nonzero(m8))
+    R, C = row_sums.size, col_sums.size
+    ones = int(row_sums.sum())
     if ones in (0, R * C):
         return 1.0
     p = ones / (R * C)
     order0 = R * C * -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    rows = _enumerative_bits(m8.sum(axis=1, dtype=np.int64), C)
-    cols = _enumerative_bits(m8.sum(axis=0, dtype=np.int64), R)
+    rows = _enumerative_bits(row_sums, C)
+    cols = _enumerative_bits(col_sums, R)
     return min(rows, cols) / order0
 
 
 def _candidates(flat: np.ndarray, shp: tuple):
     """(estimated bits, a, br, bc, b, rc, cc, lev) for the promising split axes and class counts."""
     out = []
-    for a in range(1, len(shp)):
+    views = [a for a in range(1, len(shp)) if min(math.prod(shp[:a]), math.prod(shp[a:])) >= MIN_SIDE]
+    sums = _view_sums(flat.view(np.uint8), shp) if views else {}  # too few rows or columns: classes cannot pay
+    for a in views:
         v = _view(flat, shp, a)
         R, C = v.shape
-        if min(R, C) < MIN_SIDE:
-            continue  # too few rows or columns for classes to pay
         m8 = v.view(np.uint8)
-        if _marginal_gain(m8) > 0.99:
+        if _marginal_gain(*sums[a]) > 0.99:
             continue  # neither rows nor columns differ in density: the order-0 coders are as good
         fits = {}
 

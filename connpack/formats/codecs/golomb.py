@@ -59,6 +59,18 @@ def size(bits: np.ndarray, shape) -> int:
     return 2 + len(put_uvarint(m)) + (m * k + 7) // 8 + (unary + 7) // 8
 
 
+def _last_minority(flat: np.ndarray, invert: bool) -> int:
+    """Index of the last element that is not ``invert`` (there is one), looking back from the end in
+    growing pieces: usually near the end, so the whole array is rarely read."""
+    end, step = flat.size, 4096
+    while True:
+        start = max(0, end - step)
+        hits = np.flatnonzero(flat[start:end] != invert)
+        if hits.size:
+            return start + int(hits[-1])
+        end, step = start, step * 4
+
+
 def lower_bound(bits: np.ndarray, shape) -> float:
     """A lower bound on ``size(bits, shape)`` in bytes from two counts (no run lengths needed).
 
@@ -72,7 +84,7 @@ def lower_bound(bits: np.ndarray, shape) -> float:
     m = n - ones if invert else ones
     if m == 0:
         return 3.0
-    last = n - 1 - int(np.argmax(flat[::-1] != invert))  # index of the last minority symbol
+    last = _last_minority(flat, invert)
     t = last + 1 - m
     k = np.arange(MAX_K + 1, dtype=np.float64)
     return 3.0 + float(np.min(m * (1 + k) + np.maximum(0.0, t / 2.0**k - m * (1 - 2.0**-k)))) / 8
