@@ -6,7 +6,9 @@
 
 Every search evaluates exactly what a reader will decode (connpack.values.decoded), so the file reaches the
 figure it reports. One step per tensor, a multiple of the rms of its values: a global multiple found by
-bisection, then (accuracy target) each layer coarsened on its own while the target holds.
+bisection, then (accuracy target) each layer coarsened on its own while the target holds. For an output
+error the indices are chosen so that each row's rounding errors cancel on the probe batch's mean inputs
+(connpack.values.cancel_mean): about 5x less output error at the same steps on a pruned ResNet-18.
 """
 from __future__ import annotations
 
@@ -58,6 +60,36 @@ class _Net:
     def __call__(self, x):
         with self.torch.no_grad():
             return self.model(x)
+
+    def input_means(self, kept: list[vq.Kept], x) -> dict[str, np.ndarray]:
+        """The mean over ``x`` of the input each kept weight multiplies (float64, one per kept value), for
+        the weights of Linear and (ungrouped) Conv2d layers: what connpack.values.cancel_mean balances on."""
+        nn = self.torch.nn
+        modules = dict(self.model.named_modules())
+        means, hooks = {}, []
+
+        def hook(module, inputs, _out, name):
+            a = inputs[0].detach().double()
+            if isinstance(module, nn.Linear):
+                row = a.reshape(-1, a.shape[-1]).mean(0)
+            else:  # the mean of the unfolded patches: unfold is linear, so unfold the batch mean
+                cols = nn.functional.unfold(a.mean(0, keepdim=True), module.kernel_size, module.dilation,
+                                            module.padding, module.stride)
+                row = cols[0].mean(1)
+            _, idx = self.slots[name]
+            means[name] = row.numpy()[idx.numpy() % row.numel()]
+
+        for k in kept:
+            module = modules.get(k.name.removesuffix(".weight")) if k.name.endswith(".weight") else None
+            if isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1
+                                                 and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+                hooks.append(module.register_forward_hook(lambda m, i, o, name=k.name: hook(m, i, o, name)))
+        try:
+            self(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return means
 
 
 def probe_batch(desc: Description):
@@ -151,9 +183,10 @@ def max_error(desc: Description, error: float, on: str = "outputs") -> Choice:
     else:
         net, x = _Net(desc, kept), probe_batch(desc)
         ref = net(x).numpy().astype(np.float64)
+        means = net.input_means(kept, x)
 
         def measure(rel):
-            net.load(kept, vq.plan_relative(kept, rel))
+            net.load(kept, vq.plan_relative(kept, rel, means))
             return vq.relative_error(ref, net(x).numpy())
 
         shape = _allocation(net, kept, x, ref)
@@ -161,7 +194,8 @@ def max_error(desc: Description, error: float, on: str = "outputs") -> Choice:
     r = _search(lambda r: measure({n: r * f for n, f in shape.items()}), error)
     rel = {n: r * f for n, f in shape.items()}
     what = "output error" if on == "outputs" else "weight error"
-    return Choice(vq.plan_relative(kept, rel), rel, f"{what} <= {error:g}", {what: measure(rel)})
+    plan = vq.plan_relative(kept, rel, means if on == "outputs" else None)
+    return Choice(plan, rel, f"{what} <= {error:g}", {what: measure(rel)})
 
 
 def dataset_for(desc: Description) -> str:

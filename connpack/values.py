@@ -14,7 +14,7 @@ residual has a smaller spread and costs fewer bits at the same step. Every reade
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,11 +26,13 @@ MIN_BITS, MAX_BITS = 2, 16
 
 @dataclass(frozen=True)
 class Quant:
-    """How one tensor's kept values are quantised: float32 steps of shape (1,) or (out channels,), and the
-    seed-prediction coefficient ``a`` (a float32 value) or None."""
+    """How one tensor's kept values are quantised: float32 steps of shape (1,) or (out channels,), the
+    seed-prediction coefficient ``a`` (a float32 value) or None, and the indices the encoder chose (int32,
+    one per kept value; None: the nearest, ``quantise``). Readers see only indices and steps."""
 
     steps: np.ndarray
     a: float | None = None
+    indices: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         s = np.asarray(self.steps, dtype=np.float32).reshape(-1)
@@ -39,6 +41,11 @@ class Quant:
         object.__setattr__(self, "steps", s)
         if self.a is not None:
             object.__setattr__(self, "a", float(np.float32(self.a)))
+        if self.indices is not None:
+            q = np.asarray(self.indices)
+            if q.ndim != 1 or q.dtype.kind not in "iu" or (q.size and np.abs(q.astype(np.int64)).max() >= 2**24):
+                raise SpecError("quantisation indices must be one integer per kept value, |index| < 2^24")
+            object.__setattr__(self, "indices", q.astype(np.int32))
 
 
 def parse(values: str) -> tuple[str, int]:
@@ -96,7 +103,12 @@ def dequantise(q: np.ndarray, steps: np.ndarray, chan: np.ndarray, a: float | No
 
 
 def quantise(values: np.ndarray, quant: Quant, chan: np.ndarray, g_kept: np.ndarray | None = None) -> np.ndarray:
-    """Indices (int32) that ``dequantise`` maps nearest to ``values`` (round half to even)."""
+    """The indices (int32) ``quant`` chose for ``values``, else those ``dequantise`` maps nearest to them
+    (round half to even)."""
+    if quant.indices is not None:
+        if quant.indices.size != np.size(values):
+            raise SpecError(f"{quant.indices.size} quantisation indices for {np.size(values)} kept values")
+        return quant.indices
     target = np.asarray(values, dtype=np.float64)
     pred = prediction(quant.a, g_kept)
     if pred is not None:
@@ -105,6 +117,46 @@ def quantise(values: np.ndarray, quant: Quant, chan: np.ndarray, g_kept: np.ndar
     if q.size and np.abs(q).max() >= 2**24:
         raise SpecError("quantisation step too fine for these values (indices beyond 2^24)")
     return q.astype(np.int32)
+
+
+def cancel_mean(values: np.ndarray, quant: Quant, chan: np.ndarray, means: np.ndarray,
+                g_kept: np.ndarray | None = None) -> Quant:
+    """``quant`` with indices chosen so that each output channel's rounding errors cancel on the mean input.
+
+    A weight row w (one output channel) feeding inputs x adds the output error e . x, where e is the row's
+    rounding error; over inputs with means m (``means``: the mean input of each kept weight, e.g. after a
+    ReLU all positive) the part e . m is common to every input and, summed over a row, dominates. Rounding
+    to the nearest index leaves e . m a random walk; this moves the fewest, cheapest weights one index to the
+    other side (each adds step^2 - 2|e| step to the squared error, least per unit of e . m first) until
+    e . m is as close to 0 as single moves get it. The indices stay within one of the nearest."""
+    q = quantise(values, replace(quant, indices=None), chan, g_kept).astype(np.int64)
+    if q.size == 0:
+        return replace(quant, indices=q.astype(np.int32))
+    target = np.asarray(values, np.float64)
+    pred = prediction(quant.a, g_kept)
+    if pred is not None:
+        target = target - pred
+    step = np.broadcast_to(_step_of(quant.steps, chan).astype(np.float64), q.shape)
+    m = np.asarray(means, np.float64)
+    err = target - q * step
+    n_rows = int(chan.max()) + 1
+    total = np.bincount(chan, weights=err * m, minlength=n_rows)      # e . m per row
+    way = np.sign(total)[chan] * np.sign(m)                            # +1: move the index up (error down)
+    gain = step * np.abs(m)                                            # how much one move cuts |e . m|
+    cost = step * step - 2.0 * way * err * step
+    useful = gain > 0
+    ratio = np.where(useful, cost / np.where(useful, gain, 1.0), np.inf)
+    order = np.lexsort((ratio, chan))                                  # by row, cheapest first
+    g_sorted = np.where(useful, gain, 0.0)[order]
+    run = np.cumsum(g_sorted)
+    starts = np.searchsorted(chan[order], np.arange(n_rows))
+    before = np.concatenate([[0.0], run])[starts][chan[order]]        # cumulative gain before the row
+    after = run - before
+    prev = after - g_sorted
+    need = np.abs(total)[chan[order]]
+    move = (g_sorted > 0) & (prev < need) & (after - need < need - prev)
+    q[order[move]] += way[order[move]].astype(np.int64)
+    return replace(quant, indices=q.astype(np.int32))
 
 
 def fit_a(values: np.ndarray, g_kept: np.ndarray) -> float:
@@ -206,13 +258,17 @@ def plan_bits(kept: list[Kept], bits: int) -> dict[str, Quant]:
     return {k.name: choose(k, lambda v, k=k: fixed_bits_steps(v, k.chan, k.n_out, bits))[0] for k in kept}
 
 
-def plan_relative(kept: list[Kept], rel: dict) -> dict[str, Quant]:
+def plan_relative(kept: list[Kept], rel: dict, means: dict | None = None) -> dict[str, Quant]:
     """Steps ``rel[name]`` times the rms of each tensor's values: one step (a number) or one per output
-    channel (an array of n_out numbers)."""
+    channel (an array of n_out numbers). ``means``: the mean input of each kept weight, for the tensors
+    whose rounding errors should cancel on it (``cancel_mean``)."""
     out = {}
     for k in kept:
         steps = np.maximum(np.asarray(rel[k.name], np.float64).reshape(-1) * k.rms, 1e-30).astype(np.float32)
-        out[k.name] = choose(k, lambda v, s=steps: s)[0]
+        quant = choose(k, lambda v, s=steps: s)[0]
+        if means is not None and k.name in means:
+            quant = cancel_mean(k.values, quant, k.chan, means[k.name], k.g_kept if quant.a is not None else None)
+        out[k.name] = quant
     return out
 
 

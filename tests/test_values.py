@@ -142,6 +142,51 @@ def test_seed_predicted_residual(tmp_path):
         ir.read_network((tmp_path / "bad.cpk").read_bytes())
 
 
+@pytest.mark.parametrize("method", ["import", "imp"])
+def test_cancel_mean_balances_rows_and_round_trips(tmp_path, method):
+    desc = _net(method=method)
+    kept = vq.kept_tensors(desc)
+    plan = vq.plan_relative(kept, {k.name: 0.3 for k in kept})
+    chosen = {}
+    for i, k in enumerate(kept):
+        quant, g = plan[k.name], (k.g_kept if plan[k.name].a is not None else None)
+        means = np.abs(rng.normal(5, i, (k.values.size,))) + 0.1  # inputs after a ReLU: positive means
+        chosen[k.name] = vq.cancel_mean(k.values, quant, k.chan, means, g)
+        nearest = vq.quantise(k.values, quant, k.chan, g)
+        assert quant.indices is None and np.abs(chosen[k.name].indices - nearest).max() <= 1
+
+        def row_sums(q):
+            err = k.values.astype(np.float64) - vq.dequantise(q, quant.steps, k.chan, quant.a, g)
+            return np.abs(np.bincount(k.chan, weights=err * means, minlength=k.n_out))
+        before, after = row_sums(nearest), row_sums(chosen[k.name].indices)
+        assert np.all(after <= before + 1e-12)  # never worse; rows of many weights nearly balanced:
+        assert k.name != "fc1.weight" or after.sum() < 0.1 * before.sum()
+    pack(desc, tmp_path / "c.cpk", values=chosen)
+    got = _weights(unpack(tmp_path / "c.cpk"))
+    theirs = ir.read_network((tmp_path / "c.cpk").read_bytes())
+    for k in kept:
+        bits = desc.tensors[k.name].bits
+        assert got[k.name][bits].tobytes() == vq.decoded(k, chosen[k.name]).tobytes()
+        assert theirs[k.name].tobytes() == got[k.name].tobytes()
+        assert np.all(got[k.name][~bits] == 0) and not np.signbit(got[k.name][~bits]).any()
+    wrong = {**chosen, "fc3.weight": vq.Quant(plan["fc3.weight"].steps, plan["fc3.weight"].a, np.zeros(3, np.int32))}
+    with pytest.raises(E.SpecError, match="3 quantisation indices"):
+        pack(desc, tmp_path / "w.cpk", values=wrong)
+
+
+def test_input_means_of_linear_layers():
+    from connpack import targets
+
+    desc = _net(method="import")
+    kept = vq.kept_tensors(desc)
+    net = targets._Net(desc, kept)
+    x = targets.probe_batch(desc)
+    means = net.input_means(kept, x)
+    assert set(means) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    cols = np.flatnonzero(desc.tensors["fc1.weight"].bits) % 784
+    assert np.allclose(means["fc1.weight"], x.reshape(len(x), -1).double().mean(0).numpy()[cols])
+
+
 def test_imported_networks_are_not_seed_predicted():
     assert all(k.g_kept is None for k in vq.kept_tensors(_net(method="import")))
 
