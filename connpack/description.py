@@ -92,7 +92,7 @@ class TensorCode:
             c_neg, c_pos = (np.float32(c) for c in self.centroids)
             out[self.bits] = np.where(self.signs, c_pos, c_neg)
         elif self.kind == "values":
-            out[self.bits] = self.values.astype(np.float32)
+            np.place(out, self.bits, self.values.astype(np.float32, copy=False))  # = out[bits] = values, faster
         else:
             out[...] = self.values.astype(np.float32)
         return out

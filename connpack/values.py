@@ -80,7 +80,10 @@ def check_options(values, max_error=None, error_on: str = "outputs", max_accurac
 
 def channels(bits: np.ndarray) -> np.ndarray:
     """The output channel (index along axis 0) of each kept weight, kept weights in C order."""
-    return np.nonzero(bits.reshape(bits.shape[0], -1))[0] if bits.ndim else np.zeros(int(bits), np.intp)
+    if not bits.ndim:
+        return np.zeros(int(bits), np.intp)
+    rows = bits.reshape(bits.shape[0], -1)
+    return np.repeat(np.arange(rows.shape[0], dtype=np.intp), np.count_nonzero(rows, axis=1))
 
 
 def _step_of(steps: np.ndarray, chan: np.ndarray) -> np.ndarray | np.float32:
