@@ -147,7 +147,8 @@ def load(path: PathLike) -> nn.Module:
 
 
 def export_onnx(path: PathLike, out: PathLike, kind: str = "dense", input: str | None = None) -> int:
-    """Export a .cpk / model.pt network to ONNX (written atomically); returns the file size in bytes.
+    """Export a .cpk / model.pt network to ONNX (written atomically); returns the bytes written (past 2 GiB of
+    tensors, the graph and its external data ``<out>.data``: see ``write_onnx``).
 
     kind: dense (the materialised network), compact (dead units removed), sparse-init (COO initialisers),
     sparse (compact + COO), self-decoding (weights regenerated and bits decoded in the graph) — see connpack.exporters.
@@ -160,11 +161,22 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense", input: str |
     return write_onnx(load_description(path), out, kind, input)
 
 
-def write_onnx(desc: Description, out: PathLike, kind: str = "dense", input: str | None = None) -> int:
-    """``export_onnx`` for a loaded Description (connpack unpack calls it); returns the file size in bytes."""
-    from connpack import atomic, exporters
+def write_onnx(desc: Description, out: PathLike, kind: str = "dense", input: str | None = None, *,
+               group=None) -> int:
+    """``export_onnx`` for a loaded Description (connpack unpack calls it); returns the bytes written.
 
-    return atomic.write_bytes(out, exporters.to_onnx(desc, kind, input).SerializeToString())
+    A graph whose tensors pass protobuf's 2 GiB limit is written with ONNX external data: the tensors in
+    ``<out>.data`` beside ``out`` (connpack.exporters.onnx_file). ``group``: a connpack.atomic.group the
+    file(s) join (renamed into place with the caller's other outputs); by default their own.
+    """
+    from contextlib import nullcontext
+
+    from connpack import atomic, exporters
+    from connpack.exporters import onnx_file
+
+    proto = exporters.to_onnx(desc, kind, input)
+    with nullcontext(group) if group is not None else atomic.group() as g:
+        return onnx_file.write(proto, out, g)
 
 
 def report(path: PathLike, *, max_weights: int | None = None):

@@ -4,7 +4,8 @@ on an error the temp file is removed (only a killed process can leave one behind
 
 ``atomic_paths`` does the same for the several outputs of one command, all or none: every temp file is made
 first (an unwritable target fails before any work), the block writes them, and only when it succeeds are they
-renamed over their targets; on any failure every temp file is removed and no target is touched.
+renamed over their targets; on any failure every temp file is removed and no target is touched. ``group`` is
+the same with outputs that may be added inside the block.
 """
 from __future__ import annotations
 
@@ -63,20 +64,39 @@ def _reserve(target: Path) -> str:
     return tmp
 
 
+class Group:
+    """The temp files of one command's outputs (``group``): ``path(target)`` reserves one beside its target
+    (or returns the one already reserved for it)."""
+
+    def __init__(self):
+        self.targets: list[Path] = []
+        self.tmps: list[str] = []
+
+    def path(self, target: str | os.PathLike) -> Path:
+        target = Path(target)
+        if target in self.targets:
+            return Path(self.tmps[self.targets.index(target)])
+        with _signals_deferred():
+            self.tmps.append(_reserve(target))
+            self.targets.append(target)
+        return Path(self.tmps[-1])
+
+
 @contextmanager
-def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
-    """Yield one temporary path per target (all created up front, beside their targets); when the block
-    succeeds, fsync them all, then rename each over its target. Any failure removes every temp file."""
-    targets = [Path(p) for p in paths]
-    tmps: list[str] = []
-    where = targets[0] if targets else Path(".")
+def group(*paths: str | os.PathLike) -> Iterator[Group]:
+    """A Group with a temp file reserved for each of ``paths`` up front (an unwritable target fails before any
+    work); the block may add more outputs with ``group.path(target)`` (a file whose need is known only once
+    it is written, e.g. an ONNX graph's external data). When the block succeeds, fsync them all, then rename
+    each over its target. Any failure removes every temp file and touches no target."""
+    g = Group()
+    where = Path(paths[0]) if paths else Path(".")
     try:
-        for target in targets:
-            where = target
-            with _signals_deferred():
-                tmps.append(_reserve(target))
+        for target in paths:
+            where = Path(target)
+            g.path(target)
         where = None  # inside the block: the failing target is known only from the error's file name
-        yield tuple(Path(t) for t in tmps)
+        yield g
+        tmps, targets = g.tmps, g.targets
         for tmp, target in zip(tmps, targets):
             where = target
             with open(tmp, "rb+") as f:
@@ -89,15 +109,23 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
         for folder in dict.fromkeys(t.parent for t in targets):
             _fsync_dir(folder)
     except OSError as e:
-        if e.filename is not None and os.fspath(e.filename) in tmps:
-            where = targets[tmps.index(os.fspath(e.filename))]
-        what = where if where is not None else ", ".join(map(str, targets))
+        if e.filename is not None and os.fspath(e.filename) in g.tmps:
+            where = g.targets[g.tmps.index(os.fspath(e.filename))]
+        what = where if where is not None else ", ".join(map(str, g.targets or paths))
         raise InputFileError(f"cannot write {what}: {e.strerror or e}") from None
     finally:
         with _signals_deferred():
-            for tmp in tmps:
+            for tmp in g.tmps:
                 if tmp and os.path.lexists(tmp):
                     os.unlink(tmp)
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+    """Yield one temporary path per target (all created up front, beside their targets); when the block
+    succeeds, fsync them all, then rename each over its target. Any failure removes every temp file."""
+    with group(*paths) as g:
+        yield tuple(g.path(p) for p in paths)
 
 
 @contextmanager

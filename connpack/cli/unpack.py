@@ -39,7 +39,7 @@ def command(
     regular_file(model)
     check_outputs([model], [onnx, pt])
     outputs = [p for p in (onnx, pt) if p is not None]
-    with atomic.atomic_paths(*outputs) as tmps:  # both or neither
+    with atomic.group(*outputs) as group:  # all or none (with the graph's external data, past 2 GiB)
         with count_progress("[bold]regenerating weights") as progress:  # hash-checked before torch/onnx load
             desc = load_checked(model, max_weights=max_weights, progress=progress)
         done = []
@@ -48,19 +48,21 @@ def command(
             from connpack.exporters.onnx_input import choose
 
             which = choose(desc.data, None if raw_input is None else ("raw" if raw_input else "normalised"))
-            size = api.write_onnx(desc, tmps[0], kind, which)
+            size = api.write_onnx(desc, onnx, kind, which, group=group)
             if which == "raw":
                 what = f"{desc.data.describe()}, in the graph"
             else:
                 what = "normalised input" + ("" if desc.data else " (no data record in the .cpk: its normalisation "
                                                                   "is unknown; pack --dataset records it)")
+            if len(group.targets) > len(outputs):  # external data: protobuf cannot hold the tensors
+                what += f"; tensors in {group.targets[-1].name} beside it, over protobuf's 2 GiB limit"
             done.append(f"wrote {safe(onnx)}  ({size:,} bytes, {kind} ONNX, {safe(what)})")
         if pt is not None:
             from connpack import ptfile
             from connpack.exporters.module import state_dict
 
             sd = state_dict(desc)
-            ptfile.save(sd, tmps[-1])
+            ptfile.save(sd, group.path(pt))
             done.append(f"wrote {safe(pt)}  ({len(sd)} tensors)")
     for line in done:
         console.print(line, soft_wrap=True)

@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 
 from connpack.exporters.onnx_ops import to_onnx
+from connpack.exporters import onnx_file
 from connpack.exporters.ops import Op, ops_from_module, spaces
 
 
@@ -142,7 +143,7 @@ def compact_onnx(desc) -> tuple[onnx.ModelProto, Compaction]:
     ops = ops_from_module(to_module(desc))
     new_ops, info = compact(ops, desc.spec.model.in_shape)
     proto = to_onnx(new_ops, desc.spec.model.in_shape, doc="connpack compacted graph")
-    onnx.checker.check_model(proto, full_check=True)
+    onnx_file.check(proto, full_check=True)
     return proto, info
 
 

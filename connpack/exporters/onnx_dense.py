@@ -1,8 +1,8 @@
 """Dense ONNX export: the materialised module through torch.onnx (TorchScript exporter), opset 18,
-dynamic batch dimension, checked with onnx.checker (full_check=True)."""
+dynamic batch dimension, checked with onnx.checker (full_check=True; any size: exporters.onnx_file)."""
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,23 +11,30 @@ import torch
 
 from connpack import atomic
 from connpack.description import Description
+from connpack.exporters import onnx_file
 from connpack.exporters.module import to_module
 
 OPSET = 18
 
 
 def to_onnx(desc: Description) -> onnx.ModelProto:
+    """The module through torch.onnx into a scratch folder (so that torch writes a network past protobuf's 2 GiB
+    as external data instead of failing), read back whole: the caller's writer decides how it is stored."""
     model = to_module(desc)
     dummy = torch.zeros(1, *desc.spec.model.in_shape)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="connpack-onnx-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["input"],
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=OPSET, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                           do_constant_folding=True)
-    proto = onnx.load_from_string(buf.getvalue())
+        del model
+        proto = onnx.load(str(path), load_external_data=True)
+    for t in proto.graph.initializer:  # read back into the graph: no reference to the scratch folder is left
+        del t.external_data[:]
+        t.data_location = onnx.TensorProto.DEFAULT
     proto.producer_name = "connpack"
-    onnx.checker.check_model(proto, full_check=True)
+    onnx_file.check(proto, full_check=True)
     return proto
 
 

@@ -22,6 +22,7 @@ from onnx import helper, numpy_helper
 
 from connpack.contract import DataContract
 from connpack.errors import InputFileError, SpecError
+from connpack.exporters import onnx_file
 
 INPUTS = ("raw", "normalised")
 MEAN, STD, CENTRED, NORMALISED = "connpack_input_mean", "connpack_input_std", "connpack_centred", "connpack_normalised"
@@ -92,7 +93,7 @@ def finish(proto: onnx.ModelProto, desc, input: str | None = None) -> onnx.Model
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
     helper.set_model_props(proto, {**{p.key: p.value for p in keep}, **props})
-    onnx.checker.check_model(proto)
+    onnx_file.check(proto)
     return proto
 
 

@@ -25,6 +25,7 @@ from onnx import TensorProto
 from connpack import atomic
 from connpack.description import USES_GENERATED, Description
 from connpack.errors import SpecError
+from connpack.exporters import onnx_file
 from connpack.exporters import onnx_bitcode, onnx_rng
 from connpack.exporters.onnx_builder import Builder, minify
 from connpack.exporters.onnx_ops import to_onnx as ops_to_onnx
@@ -102,7 +103,7 @@ def to_onnx(desc: Description) -> onnx.ModelProto:
     if weights.b is not None:
         weights.b.finish(proto)
     minify(proto)
-    onnx.checker.check_model(proto, full_check=True)
+    onnx_file.check(proto, full_check=True)
     return proto
 
 

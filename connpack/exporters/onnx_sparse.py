@@ -27,6 +27,7 @@ from onnx import helper, numpy_helper
 from connpack import atomic
 from connpack.description import Description
 from connpack.errors import SpecError
+from connpack.exporters import onnx_file
 
 INDEX_BYTES = 8  # int64, the only index type onnx.checker accepts
 MIN_SIZE = 64    # leave small tensors (biases, BN statistics) dense
@@ -84,7 +85,7 @@ def build(graphs, compact: bool = True) -> tuple[onnx.ModelProto, str]:
     if base is None:
         base = graphs.plain()
     proto = sparsify(base)
-    onnx.checker.check_model(proto, full_check=True)
+    onnx_file.check(proto, full_check=True)
     n_coo = sum(1 for n in proto.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
     return proto, f"{note}{n_coo} tensors as COO (densified at load)"
 
