@@ -53,11 +53,12 @@ def _score_grad(layer, gw: torch.Tensor, w: torch.Tensor, t: torch.Tensor | None
 class _GatedWeight(torch.autograd.Function):
     """W_eff = w * g(t) with the straight-through gradient to t, as one autograd node (Conv2d's weight).
 
-    The forward and backward of ``w * layer.gate()`` (the reference, with autograd through the gate) in two
-    passes each way: the gate is written straight into the output buffer as 1.0/0.0 by a comparison with a
-    float ``out=`` (on CPU a comparison that produces a bool tensor, and every bool -> float conversion,
-    costs ~5x a float pass) and multiplied by w in place; the backward is dL/dW_eff * w. For ``topk`` the
-    gradient goes through |s| as in edge-popup's code (``GetSubnet.apply(scores.abs(), k)``): * sgn(s).
+    The forward and backward of ``w * gate(t)`` with autograd through a straight-through gate (the reference,
+    kept in tests/test_layers.py), in one pass each way on CPU (connpack._gatec: the gate computed and applied
+    in the same loop; torch code elsewhere: a comparison written straight into the output buffer as 1.0/0.0
+    with a float ``out=`` -- a bool tensor and its conversion cost ~5x a float pass -- then multiplied by w in
+    place); the backward is dL/dW_eff * w. For ``topk`` the gradient goes through |s| as in edge-popup's code
+    (``GetSubnet.apply(scores.abs(), k)``): * sgn(s).
     Every value equals the reference's bit for bit: the gate is exactly 0, 1 or -1 (tests/test_layers.py).
     """
 
