@@ -7,8 +7,9 @@
 Every search evaluates exactly what a reader will decode (connpack.values.decoded), so the file reaches the
 figure it reports. One step per tensor, a multiple of the rms of its values: a global multiple found by
 bisection, then (accuracy target) each layer coarsened on its own while the target holds. For an output
-error the indices are chosen so that each row's rounding errors cancel on the probe batch's mean inputs
-(connpack.values.cancel_mean): about 5x less output error at the same steps on a pruned ResNet-18.
+error or an accuracy drop the indices are chosen so that each row's rounding errors cancel on the mean
+inputs (of the probe batch, or of the first 1000 test images; connpack.values.cancel_mean): about 5x less
+output error at the same steps on a pruned ResNet-18.
 """
 from __future__ import annotations
 
@@ -224,6 +225,7 @@ def max_accuracy_drop(desc: Description, drop: float, data_dir=None, limit: int 
     std = np.asarray(desc.data.std, np.float32).reshape(1, -1, 1, 1)
     x = (x - torch.from_numpy(mean)) / torch.from_numpy(std)
     net = _Net(desc, kept)
+    means = net.input_means(kept, x[:1000])
 
     def accuracy(plan) -> float:
         net.load(kept, plan)
@@ -232,14 +234,14 @@ def max_accuracy_drop(desc: Description, drop: float, data_dir=None, limit: int 
 
     base = accuracy(None)
     floor = base - drop + 1e-9
-    r = _bisect(lambda r: accuracy(vq.plan_relative(kept, _uniform(kept, r))) >= floor)
+    r = _bisect(lambda r: accuracy(vq.plan_relative(kept, _uniform(kept, r), means)) >= floor)
     rel = _uniform(kept, r)
     for k in sorted(kept, key=lambda k: -k.values.size):  # then coarsen each tensor alone, largest first
         for factor in (4.0, 2.0, 1.41):
             trial = {**rel, k.name: min(HI, rel[k.name] * factor)}
-            if trial[k.name] > rel[k.name] and accuracy(vq.plan_relative(kept, trial)) >= floor:
+            if trial[k.name] > rel[k.name] and accuracy(vq.plan_relative(kept, trial, means)) >= floor:
                 rel = trial
                 break
-    plan = vq.plan_relative(kept, rel)
+    plan = vq.plan_relative(kept, rel, means)
     return Choice(plan, rel, f"accuracy drop <= {drop:g} points on {name}",
                   {"accuracy": accuracy(plan), "float32 accuracy": base, "dataset": name})

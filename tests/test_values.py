@@ -241,6 +241,19 @@ def test_max_error_on_weights_and_outputs(tmp_path):
         assert coarser < size
 
 
+def test_max_accuracy_drop_lands_within_the_drop(tmp_path):
+    from connpack import targets
+
+    desc = api.with_data(_net(method="import"), "mnist")
+    choice = targets.max_accuracy_drop(desc, 0.5, limit=400)
+    assert choice.reached["float32 accuracy"] - choice.reached["accuracy"] <= 0.5
+    assert all(q.indices is not None for q in choice.plan.values())  # balanced on the test images' means
+    pack(desc, tmp_path / "a.cpk", values=choice.plan)
+    got = _weights(unpack(tmp_path / "a.cpk"))
+    for k in vq.kept_tensors(desc):
+        assert got[k.name][desc.tensors[k.name].bits].tobytes() == vq.decoded(k, choice.plan[k.name]).tobytes()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--values", "q0"], "q2 .. q16"),
     (["--values", "float8"], "unknown value type"),
