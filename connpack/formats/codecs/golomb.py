@@ -21,8 +21,13 @@ AUTO_STAGE = 1
 
 def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes | None:
     """auto: on large sections only when its exact size (computed without coding) is below ``best`` and a
-    lower bound from two counts is 1% below it."""
-    if small or (lower_bound(bits, shape) < 0.99 * best and size(bits, shape) < best):
+    lower bound from two counts is 1% below it; on small ones unless that bound or that size is above ``best``
+    (its payload could not be the smallest, nor tie)."""
+    if small:
+        if best is not None and (lower_bound(bits, shape) > best + 1 or size(bits, shape) > best):
+            return None
+        return encode(bits, shape)
+    if lower_bound(bits, shape) < 0.99 * best and size(bits, shape) < best:
         return encode(bits, shape)
     return None
 MAX_K = 32
