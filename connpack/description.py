@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -129,32 +130,45 @@ class Description:
             if h != self.weight_hashes[name]:
                 raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
 
-    def _generated_checked(self, index: int, name: str, shape: tuple, verify: bool) -> np.ndarray:
-        """The generated weight of tensor ``index``; with ``verify`` its hash is checked (WeightHashError).
-        A large tensor is hashed chunk by chunk while the next chunk is generated on other threads."""
-        init, seed = self.spec.init_for(name), self.spec.rng.seed
-        n = math.prod(shape)
-        if not verify or name not in self.weight_hashes or n <= 2 * _HASH_CHUNK:
-            g = rng.generate(init, seed, index, shape)
-            if verify:
-                self.verify({name: g})
-            return g
-        out = np.empty(n, np.float32)
-        sha = hashlib.sha256()
-        with ThreadPoolExecutor(max_workers=1) as ex:
-            def gen(a):
-                b = min(n, a + _HASH_CHUNK)
-                return ex.submit(rng.generate_range, init, seed, index, shape, a, b, out=out[a:b])
+    def _generated_stream(self, verify: bool):
+        """(index, name, code, generated weight or None) for every tensor, in order. The generated weights are
+        made in chunks of _HASH_CHUNK elements, one chunk ahead on a worker thread (the kernel spreads each
+        over the rng threads), while this thread hashes the chunk before, across tensor boundaries: tensor i+1
+        is being made while tensor i is hashed. With ``verify`` a weight whose hash differs raises
+        WeightHashError before it is yielded (at most one chunk of the next tensor was made by then)."""
+        init_of, seed = self.spec.init_for, self.spec.rng.seed
+        gen = [(index, name, code.shape) for index, (name, code) in enumerate(self.tensors.items())
+               if code.kind in USES_GENERATED]
+        jobs = [(index, name, shape, a, min(math.prod(shape), a + _HASH_CHUNK))
+                for index, name, shape in gen for a in range(0, math.prod(shape), _HASH_CHUNK)]
+        bufs: dict[int, np.ndarray] = {}
 
-            pending = gen(0)
-            for a in range(0, n, _HASH_CHUNK):
-                pending.result()
-                if a + _HASH_CHUNK < n:
-                    pending = gen(a + _HASH_CHUNK)
-                sha.update(out[a:a + _HASH_CHUNK].astype("<f4", copy=False))  # releases the GIL
-        if sha.hexdigest()[:16] != self.weight_hashes[name]:
-            raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
-        return out.reshape(shape)
+        def make(job):
+            index, name, shape, a, b = job
+            if a == 0:  # jobs run one after the other on the one worker: the buffer exists before its chunks
+                bufs[index] = np.empty(math.prod(shape), np.float32)
+            return rng.generate_range(init_of(name), seed, index, shape, a, b, out=bufs[index][a:b])
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="connpack-gen") as ex:
+            pending = deque([ex.submit(make, jobs[0])] if jobs else [])
+            ahead = 1
+            for index, (name, code) in enumerate(self.tensors.items()):
+                if code.kind not in USES_GENERATED:
+                    yield index, name, code, None
+                    continue
+                n = math.prod(code.shape)
+                sha = hashlib.sha256() if verify and name in self.weight_hashes else None
+                for _a in range(0, n, _HASH_CHUNK):
+                    chunk = pending.popleft().result()
+                    if ahead < len(jobs):
+                        pending.append(ex.submit(make, jobs[ahead]))
+                        ahead += 1
+                    if sha is not None:
+                        sha.update(chunk.astype("<f4", copy=False))  # releases the GIL
+                g = bufs.pop(index) if n else np.zeros(0, np.float32)
+                if sha is not None and sha.hexdigest()[:16] != self.weight_hashes[name]:
+                    raise WeightHashError(f"regenerated weight '{name}' does not match its recorded hash")
+                yield index, name, code, g.reshape(code.shape)
 
     def state_dict(self, verify: bool = True, progress=None) -> dict[str, np.ndarray]:
         """Effective weights + dense tensors: what a plain (materialised) network loads. With ``verify``
@@ -165,10 +179,7 @@ class Description:
         if verify and self._checked is not None and self._checked[0] == self.weight_hashes:
             return dict(self._checked[1])
         out = {}
-        for index, (name, code) in enumerate(self.tensors.items()):
-            g = None
-            if code.kind in USES_GENERATED:
-                g = self._generated_checked(index, name, code.shape, verify)
+        for index, name, code, g in self._generated_stream(verify):
             out[name] = code.materialize(g, inplace=True)
             if progress is not None:
                 progress({"done": index + 1, "total": len(self.tensors), "name": name})

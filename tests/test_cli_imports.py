@@ -100,8 +100,8 @@ def test_unpack_reuses_the_checked_weights(monkeypatch):
     from connpack import packing, rng
 
     calls = []
-    real = rng.generate
-    monkeypatch.setattr(rng, "generate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = rng.generate_range
+    monkeypatch.setattr(rng, "generate_range", lambda *a, **k: calls.append(a) or real(*a, **k))
     desc = packing.unpack(Path(__file__).resolve().parents[1] / "formats" / "vectors" / "net_mask.cpk")
     first = desc.state_dict()
     n = len(calls)
