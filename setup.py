@@ -5,6 +5,7 @@ pass each on CPU). -ffp-contract=off: no fused multiply-add, so every float oper
 numpy/torch reference code does. If the compiler is missing the build still succeeds and connpack uses the
 reference code (same bytes, slower).
 """
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -26,6 +27,8 @@ class OptionalBuildExt(build_ext):
 FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno", "-std=c99"]
 
 setup(
-    ext_modules=[Extension(f"connpack.{name}", [f"connpack/{name}.c"], extra_compile_args=FLAGS) for name in ("_rngc", "_gatec")],
+    ext_modules=[
+        Extension(f"connpack.{name}", [f"connpack/{name}.c"], extra_compile_args=FLAGS) for name in ("_rngc", "_gatec")
+    ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -6,6 +6,7 @@ Targets (issue 4): sparsity >= 96.5%, A >= 96.0%, C >= 96.0% (paper: 96.87%, A 9
 
     nice -n 10 .venv/bin/python benchmarks/asni_mnist.py [--epochs 50] [--device cpu] [--out /tmp/asni]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,23 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="asni-"))
     out.mkdir(parents=True, exist_ok=True)
-    cfg = make_config(method="asni", arch="lenet300", dataset="mnist", alpha=98.0, beta=0.5, gamma=5.0,
-                      epochs=args.epochs, device=args.device)
+    cfg = make_config(
+        method="asni",
+        arch="lenet300",
+        dataset="mnist",
+        alpha=98.0,
+        beta=0.5,
+        gamma=5.0,
+        epochs=args.epochs,
+        device=args.device,
+    )
     t0 = time.perf_counter()
     res = asni.train(cfg, checkpoint=out / "asni.ckpt", resume=True)
     minutes = (time.perf_counter() - t0) / 60
-    print(f"ASNI LeNet-300-100 / MNIST, alpha={cfg.hp.alpha} beta={cfg.hp.beta} gamma={cfg.hp.gamma} epochs={cfg.epochs} "
-          f"batch={cfg.batch_size} {cfg.optimizer} lr={cfg.lr}  ({minutes:.1f} min)")
+    print(
+        f"ASNI LeNet-300-100 / MNIST, alpha={cfg.hp.alpha} beta={cfg.hp.beta} gamma={cfg.hp.gamma} epochs={cfg.epochs} "
+        f"batch={cfg.batch_size} {cfg.optimizer} lr={cfg.lr}  ({minutes:.1f} min)"
+    )
     print(f"sparsity {res.sparsity:.2%}   nonzero weights {res.nonzeros:,}")
     print("variant  test acc   paper")
     paper = {"D": 96.88, "A": 96.72, "C": 96.93, "S": 96.75}
@@ -60,10 +71,14 @@ def main() -> None:
         print(f"   {name:<42} {size:>9,} bytes")
     back = unpack(out / "init.cpk")
     x, y = data.load("mnist", "test")
-    exact = all(np.array_equal(back.tensors[k].materialize(None), c.materialize(None)) for k, c in res.amenable.tensors.items())
-    print(f"unpacked ternary network rebuilds {{c-, 0, c+}} exactly: {exact}; its accuracy (untrained init) "
-          f"{accuracy(back, x, y):.2%}; unpacked A accuracy {accuracy(unpack(out / 'A32.cpk'), x, y):.2%}, "
-          f"A float16 {accuracy(unpack(out / 'A16.cpk'), x, y):.2%}")
+    exact = all(
+        np.array_equal(back.tensors[k].materialize(None), c.materialize(None)) for k, c in res.amenable.tensors.items()
+    )
+    print(
+        f"unpacked ternary network rebuilds {{c-, 0, c+}} exactly: {exact}; its accuracy (untrained init) "
+        f"{accuracy(back, x, y):.2%}; unpacked A accuracy {accuracy(unpack(out / 'A32.cpk'), x, y):.2%}, "
+        f"A float16 {accuracy(unpack(out / 'A16.cpk'), x, y):.2%}"
+    )
     ok = res.sparsity >= 0.965 and res.accuracy["A"] >= 0.96 and res.accuracy["C"] >= 0.96
     print(f"targets (sparsity >= 96.5%, A >= 96.0%, C >= 96.0%): {'met' if ok else 'NOT met'}")
 

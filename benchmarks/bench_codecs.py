@@ -6,6 +6,7 @@ speeds, 25M-bit timing.
 --masks: model.pt files written by `connpack train` (e.g. --method imp, --method prune); every bit tensor is
 coded with every codec and compared with its order-0 bound.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,9 +65,11 @@ def real_masks(path: str) -> bool:
         bc = min(sizes, key=sizes.get)
         tot_bound += bound
         tot_best += sizes[bc]
-        print(f"  {name:24s} {str(bits.shape):>18} density {bits.mean():.4f}: bound {bound:9.0f} B, "
-              f"ans {sizes['ans'] / bound:.3f}x, context {sizes.get('context', 0) / bound:.3f}x, best {bc} "
-              f"{sizes[bc] / bound:.3f}x")
+        print(
+            f"  {name:24s} {str(bits.shape):>18} density {bits.mean():.4f}: bound {bound:9.0f} B, "
+            f"ans {sizes['ans'] / bound:.3f}x, context {sizes.get('context', 0) / bound:.3f}x, best {bc} "
+            f"{sizes[bc] / bound:.3f}x"
+        )
     print(f"  all masks: {tot_best:.0f} B = {tot_best / tot_bound:.3f} x order-0 bound (target for IMP: <= 0.90)")
     return desc.spec.method != "imp" or tot_best <= 0.9 * tot_bound
 
@@ -79,8 +82,10 @@ def main() -> int:
     ok = True
     n = 10**6
     print(f"i.i.d. Bernoulli(p), n = {n} bits (bytes; ratio = coded / order-0 bound; limit 1.01*bound + 64 B)")
-    print(f"{'p':>6} {'bound B':>9} " + " ".join(f"{c:>15}" for c in CODECS) + f" {'best':>8} {'ok':>3}"
-          f" {'bitarray sc_encode':>18}")
+    print(
+        f"{'p':>6} {'bound B':>9} " + " ".join(f"{c:>15}" for c in CODECS) + f" {'best':>8} {'ok':>3}"
+        f" {'bitarray sc_encode':>18}"
+    )
     speeds = {c: [0.0, 0.0, 0] for c in CODECS}
     for p in (0.5, 0.3, 0.1, 0.05, 0.02, 0.01, 0.001):
         bits = rng.random(n) < p
@@ -99,14 +104,18 @@ def main() -> int:
         good = best <= 1.01 * bound + 64
         ok &= good
         sc = bitarray_sc(bits)
-        print(f"{p:>6} {bound:>9.0f} " + " ".join(f"{r:>15}" for r in row) + f" {best / bound:7.4f}x {'yes' if good else 'NO'}"
-              f" {sc:>9} {sc / bound:6.4f}x")
+        print(
+            f"{p:>6} {bound:>9.0f} "
+            + " ".join(f"{r:>15}" for r in row)
+            + f" {best / bound:7.4f}x {'yes' if good else 'NO'}"
+            f" {sc:>9} {sc / bound:6.4f}x"
+        )
     print("\nthroughput on those arrays (Mbit/s, mean over p): encode / decode")
     for c, (te, td, k) in speeds.items():
         print(f"  {c:>8}: {k * n / te / 1e6:8.0f} / {k * n / td / 1e6:8.0f}")
 
     print("\nrow-structured arrays (per-row density ~ Beta, shape (300, 784)); target: best <= 0.90 x order-0 bound")
-    for (al, be) in ((0.5, 0.5), (0.3, 3.0), (2.0, 20.0)):
+    for al, be in ((0.5, 0.5), (0.3, 3.0), (2.0, 20.0)):
         dens = rng.beta(al, be, size=(300, 1))
         bits = rng.random((300, 784)) < dens
         bound = entropy_bits(bits.size, int(bits.sum())) / 8
@@ -115,8 +124,10 @@ def main() -> int:
         good = sizes[bc] <= 0.9 * bound
         if (al, be) == (0.5, 0.5):
             ok &= good
-        print(f"  Beta({al},{be}): bound {bound:8.0f} B, ans {sizes['ans']:7d} B, context {sizes['context']:7d} B "
-              f"({sizes['context'] / bound:.3f}x bound), best {bc} {sizes[bc] / bound:.3f}x")
+        print(
+            f"  Beta({al},{be}): bound {bound:8.0f} B, ans {sizes['ans']:7d} B, context {sizes['context']:7d} B "
+            f"({sizes['context'] / bound:.3f}x bound), best {bc} {sizes[bc] / bound:.3f}x"
+        )
     # column structure as magnitude pruning leaves on MNIST: dead input pixels (columns) and per-row density
     cols = np.ones(784)
     img = np.zeros((28, 28))
@@ -136,9 +147,11 @@ def main() -> int:
     cs = CODECS["context"].encode(bits, bits.shape)
     rows_only = len(CODECS["context"].encode(bits, bits.shape, (1, 4, 0)))
     cols_only = len(CODECS["context"].encode(bits, bits.shape, (1, 0, 4)))
-    print(f"  rows x columns (logit a_i + b_j): bound {bound:8.0f} B, context {len(cs)} B ({len(cs) / bound:.3f}x; "
-          f"{cs[1]}+{cs[2]} class bits), one class per row only {rows_only / bound:.3f}x, per column only "
-          f"{cols_only / bound:.3f}x")
+    print(
+        f"  rows x columns (logit a_i + b_j): bound {bound:8.0f} B, context {len(cs)} B ({len(cs) / bound:.3f}x; "
+        f"{cs[1]}+{cs[2]} class bits), one class per row only {rows_only / bound:.3f}x, per column only "
+        f"{cols_only / bound:.3f}x"
+    )
     ok &= len(cs) <= 0.9 * bound
     for path in masks:
         ok &= real_masks(path)
@@ -149,8 +162,10 @@ def main() -> int:
     data, te = timed(encode, c, repeat=1)
     out, td = timed(decode, data, repeat=3)
     assert np.array_equal(out.arrays["w"], bits)
-    print(f"  auto encode {te:.2f} s, decode {td * 1000:.0f} ms, {len(data)} B "
-          f"({len(data) * 8 / entropy_bits(bits.size, int(bits.sum())):.4f}x bound)")
+    print(
+        f"  auto encode {te:.2f} s, decode {td * 1000:.0f} ms, {len(data)} B "
+        f"({len(data) * 8 / entropy_bits(bits.size, int(bits.sum())):.4f}x bound)"
+    )
     for cn in ("raw", "ans", "golomb", "context"):
         x = bits.reshape(5000, 5000) if cn == "context" else bits
         pl, te = timed(CODECS[cn].encode, x, x.shape, repeat=1)

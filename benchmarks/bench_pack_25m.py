@@ -13,6 +13,7 @@ Everything is measured in one run, best of --repeat:
 
 Issue 5's goal: unpack <= 1 s on the 2-core machine and <= 3x torch.load of a file ~30x larger.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ from connpack.specs import ModelSpec, NetworkSpec
 
 
 def network(seed: int = 0) -> Description:
-    spec = NetworkSpec(model=ModelSpec(arch="torchvision:resnet50", in_shape=(3, 224, 224), num_classes=1000),
-                       method="prune")
+    spec = NetworkSpec(
+        model=ModelSpec(arch="torchvision:resnet50", in_shape=(3, 224, 224), num_classes=1000), method="prune"
+    )
     names, shapes = architecture_shapes(spec)
     g = np.random.default_rng(seed)
     tensors = {n: TensorCode("mask", shapes[n], bits=g.random(shapes[n], dtype=np.float32) < 0.5) for n in names}
@@ -68,8 +70,10 @@ def main() -> None:
 
     desc = network()
     weights = sum(c.size for c in desc.tensors.values())
-    print(f"network: torchvision:resnet50, {len(desc.tensors)} connectivity tensors, {weights:,} weights "
-          f"(signed constant, 50% random mask), {sum(v.size for v in desc.dense.values()):,} dense values")
+    print(
+        f"network: torchvision:resnet50, {len(desc.tensors)} connectivity tensors, {weights:,} weights "
+        f"(signed constant, 50% random mask), {sum(v.size for v in desc.dense.values()):,} dense values"
+    )
 
     t_pack, c_pack, size = best(lambda: pack(Description(desc.spec, desc.tensors, desc.dense), cpk), a.repeat)
 
@@ -100,15 +104,21 @@ def main() -> None:
     codecs = {}
     for s in formats.inspect_sections(cpk.read_bytes()):
         codecs[s.codec] = codecs.get(s.codec, 0) + 1
-    print(f".cpk: {size:,} bytes ({size * 8 / weights:.3f} bits/weight; sections by codec {codecs}); "
-          f"torch.save float32 state_dict: {pt_size:,} bytes ({pt_size / size:.1f}x larger)")
+    print(
+        f".cpk: {size:,} bytes ({size * 8 / weights:.3f} bits/weight; sections by codec {codecs}); "
+        f"torch.save float32 state_dict: {pt_size:,} bytes ({pt_size / size:.1f}x larger)"
+    )
     print(f"{'':12s}{'wall s':>8s}{'CPU s':>8s}")
     print(f"{'pack':12s}{t_pack:8.3f}{c_pack:8.3f}")
-    print(f"{'unpack':12s}{t_unpack:8.3f}{c_unpack:8.3f}   (wall: read+decode {t1 - t0:.3f}, meta+architecture "
-          f"{t2 - t1:.3f}, regenerate {t3 - t2:.3f}, hash {t4 - t3:.3f}, materialise in place {t5 - t4:.3f})")
+    print(
+        f"{'unpack':12s}{t_unpack:8.3f}{c_unpack:8.3f}   (wall: read+decode {t1 - t0:.3f}, meta+architecture "
+        f"{t2 - t1:.3f}, regenerate {t3 - t2:.3f}, hash {t4 - t3:.3f}, materialise in place {t5 - t4:.3f})"
+    )
     print(f"{'torch.load':12s}{t_load:8.3f}{c_load:8.3f}")
-    print(f"unpack / torch.load = {t_unpack / t_load:.2f}x wall, {c_unpack / c_load:.2f}x CPU   "
-          f"(goal: unpack <= 1 s and <= 3x torch.load)")
+    print(
+        f"unpack / torch.load = {t_unpack / t_load:.2f}x wall, {c_unpack / c_load:.2f}x CPU   "
+        f"(goal: unpack <= 1 s and <= 3x torch.load)"
+    )
     print(f"machine load average {os.getloadavg()[0]:.2f} (1 min) at the end")
 
 

@@ -16,6 +16,7 @@ connectivity weight, weights signed constant or kaiming normal; other tensors de
 
 Times: best of --repeat, wall and CPU (all threads). On a shared machine trust CPU time and the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,19 @@ def _description(arch: str, init: str, shapes: dict, names: list):
     from connpack.description import Description, TensorCode
     from connpack.specs import InitSpec, ModelSpec, NetworkSpec
 
-    spec = NetworkSpec(model=ModelSpec(arch=arch, in_shape=(3, 224, 224), num_classes=1000), method="prune",
-                       init=InitSpec(dist=init))
+    spec = NetworkSpec(
+        model=ModelSpec(arch=arch, in_shape=(3, 224, 224), num_classes=1000), method="prune", init=InitSpec(dist=init)
+    )
     g = np.random.default_rng(0)
-    tensors = {n: TensorCode("mask", tuple(shapes[n]), bits=g.integers(0, 2, tuple(shapes[n]), dtype=np.uint8)
-                             .view(bool)) for n in names}
-    dense = {k: np.full(tuple(s), 1.0 if k.endswith((".weight", "running_var")) else 0.0, np.float32)
-             for k, s in shapes.items() if k not in tensors}
+    tensors = {
+        n: TensorCode("mask", tuple(shapes[n]), bits=g.integers(0, 2, tuple(shapes[n]), dtype=np.uint8).view(bool))
+        for n in names
+    }
+    dense = {
+        k: np.full(tuple(s), 1.0 if k.endswith((".weight", "running_var")) else 0.0, np.float32)
+        for k, s in shapes.items()
+        if k not in tensors
+    }
     return Description(spec, tensors, dense)
 
 
@@ -93,8 +100,15 @@ def worker_pack(job: dict) -> dict:
     base = _rss_now()
     _reset_peak()
     wall, cpu = _timed(lambda: packing.pack(desc, job["cpk"]), job["repeat"])
-    return {"wall": wall, "cpu": cpu, "peak": _peak(), "base": base, "masks": masks,
-            "size": os.path.getsize(job["cpk"]), "torch": "torch" in sys.modules}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "peak": _peak(),
+        "base": base,
+        "masks": masks,
+        "size": os.path.getsize(job["cpk"]),
+        "torch": "torch" in sys.modules,
+    }
 
 
 def worker_unpack(job: dict) -> dict:
@@ -118,8 +132,14 @@ def worker_unpack(job: dict) -> dict:
 
 def _child(kind: str, job: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    r = subprocess.run([sys.executable, __file__, "--worker", kind], input=json.dumps(job), capture_output=True,
-                       text=True, env=env, check=False)
+    r = subprocess.run(
+        [sys.executable, __file__, "--worker", kind],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if r.returncode:
         raise SystemExit(f"{kind} worker failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -154,10 +174,13 @@ def _loads(cpk: Path, work: Path, repeat: int) -> dict:
 
 def _cli_times(cpk: Path, repeat: int) -> dict:
     exe = Path(sys.executable).with_name("connpack")
-    cmds = {"python -c 'import torch'": [sys.executable, "-c", "import torch"],
-            "connpack --help": [str(exe), "--help"], "connpack pack --help": [str(exe), "pack", "--help"],
-            f"connpack report {SMALL.name}": [str(exe), "report", str(SMALL)],
-            f"connpack report {cpk.name}": [str(exe), "report", str(cpk)]}
+    cmds = {
+        "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+        "connpack --help": [str(exe), "--help"],
+        "connpack pack --help": [str(exe), "pack", "--help"],
+        f"connpack report {SMALL.name}": [str(exe), "report", str(SMALL)],
+        f"connpack report {cpk.name}": [str(exe), "report", str(cpk)],
+    }
     out = {}
     for label, cmd in cmds.items():
         runs = []
@@ -174,22 +197,30 @@ def _cli_times(cpk: Path, repeat: int) -> dict:
 
 def _tables(rows: list) -> None:
     print()
-    print(f"{'network':10s}{'init':17s}{'weights':>12s}{'.cpk B':>11s} | {'pack wall':>9s}{'CPU':>7s} | "
-          f"{'unpack wall':>11s}{'CPU':>7s} | {'torch.load':>10s}{'CPU':>7s} | {'safetens.':>9s}{'CPU':>7s} | "
-          f"{'unpack/load wall':>16s}{'CPU':>6s}")
+    print(
+        f"{'network':10s}{'init':17s}{'weights':>12s}{'.cpk B':>11s} | {'pack wall':>9s}{'CPU':>7s} | "
+        f"{'unpack wall':>11s}{'CPU':>7s} | {'torch.load':>10s}{'CPU':>7s} | {'safetens.':>9s}{'CPU':>7s} | "
+        f"{'unpack/load wall':>16s}{'CPU':>6s}"
+    )
     for net, init, weights, p, u, ld in rows:
         tl = ld["torch_load"]
         st = ld.get("safetensors", (float("nan"), float("nan")))
-        print(f"{net:10s}{init:17s}{weights:12,d}{p['size']:11,d} | {p['wall']:9.3f}{p['cpu']:7.3f} | "
-              f"{u['wall']:11.3f}{u['cpu']:7.3f} | {tl[0]:10.3f}{tl[1]:7.3f} | {st[0]:9.3f}{st[1]:7.3f} | "
-              f"{u['wall'] / tl[0]:15.2f}x{u['cpu'] / max(tl[1], 1e-9):5.2f}x")
+        print(
+            f"{net:10s}{init:17s}{weights:12,d}{p['size']:11,d} | {p['wall']:9.3f}{p['cpu']:7.3f} | "
+            f"{u['wall']:11.3f}{u['cpu']:7.3f} | {tl[0]:10.3f}{tl[1]:7.3f} | {st[0]:9.3f}{st[1]:7.3f} | "
+            f"{u['wall'] / tl[0]:15.2f}x{u['cpu'] / max(tl[1], 1e-9):5.2f}x"
+        )
     print("\npeak RSS (MB)")
-    print(f"{'network':10s}{'init':17s} | {'pack peak':>9s}{'masks':>7s}{'masks+300':>10s} | "
-          f"{'unpack peak':>11s}{'before':>7s}{'growth':>7s}{'result':>7s}{'1.25x+300':>10s}")
+    print(
+        f"{'network':10s}{'init':17s} | {'pack peak':>9s}{'masks':>7s}{'masks+300':>10s} | "
+        f"{'unpack peak':>11s}{'before':>7s}{'growth':>7s}{'result':>7s}{'1.25x+300':>10s}"
+    )
     for net, init, weights, p, u, ld in rows:
-        print(f"{net:10s}{init:17s} | {p['peak'] / MB:9.0f}{p['masks'] / MB:7.0f}{p['masks'] / MB + 300:10.0f} | "
-              f"{u['peak'] / MB:11.0f}{u['base'] / MB:7.0f}{(u['peak'] - u['base']) / MB:7.0f}"
-              f"{u['result'] / MB:7.0f}{1.25 * u['result'] / MB + 300:10.0f}")
+        print(
+            f"{net:10s}{init:17s} | {p['peak'] / MB:9.0f}{p['masks'] / MB:7.0f}{p['masks'] / MB + 300:10.0f} | "
+            f"{u['peak'] / MB:11.0f}{u['base'] / MB:7.0f}{(u['peak'] - u['base']) / MB:7.0f}"
+            f"{u['result'] / MB:7.0f}{1.25 * u['result'] / MB + 300:10.0f}"
+        )
     if any(p["torch"] for *_x, p, _u, _l in rows):
         print("note: the pack worker imported torch")
 
@@ -199,8 +230,11 @@ def main() -> None:
     ap.add_argument("--nets", default="resnet50,vgg16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None)
-    ap.add_argument("--cli-only", action="store_true", help="only the CLI start-up (report reads the first net "
-                    "packed with signed constant weights)")
+    ap.add_argument(
+        "--cli-only",
+        action="store_true",
+        help="only the CLI start-up (report reads the first net packed with signed constant weights)",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -213,13 +247,16 @@ def main() -> None:
 
     work = a.dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at start; "
-          f"generator backend: {rng.backend()}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at start; "
+        f"generator backend: {rng.backend()}"
+    )
     rows, cli_cpk = [], None
     for net in a.nets.split(","):
         arch, _ = NETS[net]
-        names, shapes = architecture_shapes(NetworkSpec(model=ModelSpec(arch=arch, in_shape=(3, 224, 224),
-                                                                        num_classes=1000)))
+        names, shapes = architecture_shapes(
+            NetworkSpec(model=ModelSpec(arch=arch, in_shape=(3, 224, 224), num_classes=1000))
+        )
         weights = sum(int(np.prod(shapes[n])) for n in names)
         repeat = a.repeat if weights < 50e6 else max(1, a.repeat - 1)
         for init in INITS:

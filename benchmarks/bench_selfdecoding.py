@@ -7,6 +7,7 @@ chosen per tensor, onnxruntime session creation (wall and CPU seconds, one intra
 throughput against the dense export (same session options, interleaved runs), max |delta| against the
 PyTorch module of ``connpack unpack`` and whether every regenerated weight is bit-identical.
 """
+
 from __future__ import annotations
 
 import sys
@@ -60,14 +61,22 @@ def main(paths: list[str]) -> None:
             desc = unpack(cpk_path)
             proto = onnx_selfdecoding.to_onnx(desc)
             data = proto.SerializeToString()
-            print(f"{path}: {desc.spec.model.arch} {desc.spec.method}  .cpk {cpk:,} B  self-decoding {len(data):,} B"
-                  f"  ratio {len(data) / cpk:.3f}")
+            print(
+                f"{path}: {desc.spec.model.arch} {desc.spec.method}  .cpk {cpk:,} B  self-decoding {len(data):,} B"
+                f"  ratio {len(data) / cpk:.3f}"
+            )
             for name, code in desc.tensors.items():
                 c = onnx_bitcode.encode(code.bits, onnx_bitcode.view_of(code.shape))
-                how = c.kind + (f" k={c.k}" if c.kind == "rice" else "") + (" inverted" if c.invert else "") + (
-                    " rows/cols" if "rows" in c.arrays else "")
-                print(f"  {name:24s} {code.kind:8s} {desc.spec.init_for(name).dist:16s} density {code.density():.4f}"
-                      f"  {how:22s} ~{c.size:,} B")
+                how = (
+                    c.kind
+                    + (f" k={c.k}" if c.kind == "rice" else "")
+                    + (" inverted" if c.invert else "")
+                    + (" rows/cols" if "rows" in c.arrays else "")
+                )
+                print(
+                    f"  {name:24s} {code.kind:8s} {desc.spec.init_for(name).dist:16s} density {code.density():.4f}"
+                    f"  {how:22s} ~{c.size:,} B"
+                )
             sess, wall, cpu = _session(data)
             print(f"  session creation: {wall:.3f} s wall, {cpu:.3f} s CPU")
             dense_sess = _session(onnx_dense.to_onnx(desc).SerializeToString())[0]
@@ -75,7 +84,9 @@ def main(paths: list[str]) -> None:
             with torch.no_grad():
                 ref = to_module(desc)(torch.from_numpy(x)).numpy()
             got = sess.run(None, {"input": x})[0]
-            print(f"  max |delta| vs PyTorch {np.abs(got - ref).max():.2e}, same argmax {bool((got.argmax(1) == ref.argmax(1)).all())}")
+            print(
+                f"  max |delta| vs PyTorch {np.abs(got - ref).max():.2e}, same argmax {bool((got.argmax(1) == ref.argmax(1)).all())}"
+            )
             m = onnx.ModelProto()
             m.CopyFrom(proto)
             m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in desc.tensors)

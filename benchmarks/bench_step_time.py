@@ -10,6 +10,7 @@ Goal: <= 1.3x.
 
     python benchmarks/bench_step_time.py [--arch lenet300 conv6] [--device cpu] [--steps 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,25 +23,38 @@ from connpack import data, models
 from connpack.trainers import make_config, methods, network_spec
 from connpack.trainers.loop import Loop, build_optimizer
 
-METHODS = [("baseline", "free", "adam"), ("prune", "free", "adam"), ("prune", "minimal", "adam"),
-           ("flip", "free", "adam"), ("flip", "minimal", "adam"), ("baseline", "free", "sgd"),
-           ("edge-popup", "free", "sgd")]
+METHODS = [
+    ("baseline", "free", "adam"),
+    ("prune", "free", "adam"),
+    ("prune", "minimal", "adam"),
+    ("flip", "free", "adam"),
+    ("flip", "minimal", "adam"),
+    ("baseline", "free", "sgd"),
+    ("edge-popup", "free", "sgd"),
+]
 DATASET = {"lenet300": "synthetic-mnist"}
 
 
 def make(arch: str, method: str, variant: str, optimizer: str, batch: int, device: torch.device):
     hp = {} if method == "edge-popup" else {"variant": variant}
-    cfg = make_config(method=method, **hp, arch=arch, optimizer=optimizer, batch_size=batch,
-                      dataset=DATASET.get(arch, "synthetic-cifar"), device=device.type)
+    cfg = make_config(
+        method=method,
+        **hp,
+        arch=arch,
+        optimizer=optimizer,
+        batch_size=batch,
+        dataset=DATASET.get(arch, "synthetic-cifar"),
+        device=device.type,
+    )
     spec = network_spec(cfg)
     model = models.build(spec)
     m = methods.get(method)
     m.configure(model, spec, cfg)
     model.to(device).train()
-    opt = build_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr,
-                          weight_decay=cfg.weight_decay)
-    loop = Loop(model, opt, (None, None), (None, None), 1, batch, 0, device,
-                regularizer=m.regularizer(cfg))
+    opt = build_optimizer(
+        optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr, weight_decay=cfg.weight_decay
+    )
+    loop = Loop(model, opt, (None, None), (None, None), 1, batch, 0, device, regularizer=m.regularizer(cfg))
     x, y = data.load(cfg.dataset, "train", limit=batch)
     return loop, x.to(device), y.to(device)
 
@@ -55,8 +69,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"device {device}  threads {torch.get_num_threads()}  torch {torch.__version__}  (median of {args.steps} steps)")
-    print(f"{'arch':9s} {'method':20s} {'opt':5s} {'batch':>5s} {'wall ms':>9s} {'÷ dense':>8s} {'cpu ms':>8s} {'÷ dense':>8s}")
+    print(
+        f"device {device}  threads {torch.get_num_threads()}  torch {torch.__version__}  (median of {args.steps} steps)"
+    )
+    print(
+        f"{'arch':9s} {'method':20s} {'opt':5s} {'batch':>5s} {'wall ms':>9s} {'÷ dense':>8s} {'cpu ms':>8s} {'÷ dense':>8s}"
+    )
     for arch in args.arch:
         runs = {}
         for method, variant, opt in METHODS:
@@ -81,8 +99,11 @@ def main() -> None:
             dense, dense_cpu = med[("baseline", "free", opt)], med_cpu[("baseline", "free", opt)]
             c = med_cpu[(method, variant, opt)]
             name = method if method in ("baseline", "edge-popup") else f"{method} {variant}"
-            print(f"{arch:9s} {name:20s} {opt:5s} {len(runs[(method, variant, opt)][2]):5d} {ms:9.2f} {ms / dense:8.2f} "
-                  f"{c:8.2f} {c / dense_cpu:8.2f}", flush=True)
+            print(
+                f"{arch:9s} {name:20s} {opt:5s} {len(runs[(method, variant, opt)][2]):5d} {ms:9.2f} {ms / dense:8.2f} "
+                f"{c:8.2f} {c / dense_cpu:8.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

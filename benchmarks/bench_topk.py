@@ -7,6 +7,7 @@ LeNet-300-100, Conv6 and ResNet-18.
 
     python benchmarks/bench_topk.py [--device cpu|cuda] [--k 0.5] [--repeat 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,16 @@ def main() -> None:
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     print(f"device {device}  threads {torch.get_num_threads()}  k {args.k}  (median ms of {args.repeat})")
-    print(f"{'layer':32s} {'n':>9s} {'sort':>8s} {'kthvalue':>9s} {'topk':>8s} {'fastest':>9s} {'topk_mask':>9s} {'warm':>7s}")
+    print(
+        f"{'layer':32s} {'n':>9s} {'sort':>8s} {'kthvalue':>9s} {'topk':>8s} {'fastest':>9s} {'topk_mask':>9s} {'warm':>7s}"
+    )
     for name, n in SIZES.items():
         a = torch.rand(n, generator=gen).to(device)
         keep = kept_count(n, args.k)
-        ms = {f.__name__[3:]: timed(f, a, keep, repeat=args.repeat, device=device)
-              for f in (by_sort, by_kthvalue, by_topk)}
+        ms = {
+            f.__name__[3:]: timed(f, a, keep, repeat=args.repeat, device=device)
+            for f in (by_sort, by_kthvalue, by_topk)
+        }
         assert by_sort(a, keep) == by_kthvalue(a, keep) == by_topk(a, keep)
         full = timed(topk_mask, a, args.k, repeat=args.repeat, device=device)
         drifted = a + 1e-3 * torch.randn(n, generator=gen).to(device)
@@ -86,7 +91,9 @@ def main() -> None:
 
         warm_ms = 1e3 * sorted(warm(drifted, args.k) for _ in range(args.repeat))[args.repeat // 2]
         best = min(ms, key=ms.get)
-        print(f"{name:32s} {n:9d} {ms['sort']:8.3f} {ms['kthvalue']:9.3f} {ms['topk']:8.3f} {best:>9s} {full:9.3f} {warm_ms:7.3f}")
+        print(
+            f"{name:32s} {n:9d} {ms['sort']:8.3f} {ms['kthvalue']:9.3f} {ms['topk']:8.3f} {best:>9s} {full:9.3f} {warm_ms:7.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ description with the chosen steps) and decode time (.cpk read, values dequantise
 ":v bytes": the value sections alone (mask, biases and header excluded).
 NNCodec 2.1.3 is not installed here; its figures from the issue are printed as the reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ import torch
 from connpack import api, formats, packing
 from connpack import values as vq
 
-NNCODEC = {"lenet": "28,783 B (qp -16, no DQ; 96.84%, 99.16% agreement)",
-           "resnet": "1,674,954 B at ~0.9% relative L2 output error"}
+NNCODEC = {
+    "lenet": "28,783 B (qp -16, no DQ; 96.84%, 99.16% agreement)",
+    "resnet": "1,674,954 B at ~0.9% relative L2 output error",
+}
 
 
 def _today(desc, values: str, path: Path) -> int:
@@ -51,8 +54,15 @@ def _rows(desc, out: Path, settings):
             size, t_enc = _today(desc, label.split()[0], path), float("nan")
         else:
             size, choice = api.pack_values(desc, path, **kw)
-            plan = choice.plan if choice else (vq.plan_bits(vq.kept_tensors(desc), vq.parse(kw["values"])[1])
-                                               if kw.get("values", "float32")[0] == "q" else kw.get("values", "float32"))
+            plan = (
+                choice.plan
+                if choice
+                else (
+                    vq.plan_bits(vq.kept_tensors(desc), vq.parse(kw["values"])[1])
+                    if kw.get("values", "float32")[0] == "q"
+                    else kw.get("values", "float32")
+                )
+            )
             t0 = time.perf_counter()  # encode: the description with its chosen steps to a file
             size = packing.pack(desc, path, values=plan)
             t_enc = time.perf_counter() - t0
@@ -109,7 +119,9 @@ def resnet(path: Path, out: Path, errors: list[float]) -> None:
     settings += [(v, {"values": v}) for v in ("float16", "bfloat16", "q8", "q6")]
     settings += [(f"max-error {e:g}", {"max_error": e}) for e in errors]
     print(f"ResNet-18, 90% pruned (global L1), random init ({path})")
-    print(f"{'setting':<24}{'bytes':>12}{':v bytes':>12}{'rel L2 out':>12}{'encode s':>10}{'decode s':>10}  reached (probe)")
+    print(
+        f"{'setting':<24}{'bytes':>12}{':v bytes':>12}{'rel L2 out':>12}{'encode s':>10}{'decode s':>10}  reached (probe)"
+    )
     for label, size, vb, te, td, model, reached in _rows(desc, out, settings):
         err = float((_logits(model, x).double() - ref).norm() / ref.norm())
         print(f"{label:<24}{size:>12,}{vb:>12,}{err:>11.3%}{te:>10.2f}{td:>10.2f}  {reached or ''}", flush=True)
@@ -118,8 +130,9 @@ def resnet(path: Path, out: Path, errors: list[float]) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lenet", type=Path, help="model.pt of `connpack train --method imp --iterations 3 "
-                                               "--fraction 0.5 --epochs 1`")
+    ap.add_argument(
+        "--lenet", type=Path, help="model.pt of `connpack train --method imp --iterations 3 --fraction 0.5 --epochs 1`"
+    )
     ap.add_argument("--resnet", type=Path, help="state_dict of a pruned torchvision ResNet-18")
     ap.add_argument("--make-resnet", type=Path, help="write that state_dict here first")
     ap.add_argument("--lenet-errors", type=float, nargs="*", default=[0.02, 0.05, 0.08])

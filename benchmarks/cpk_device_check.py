@@ -7,6 +7,7 @@ equal weights; what remains is CUDA-vs-CPU float arithmetic.
 
     python benchmarks/cpk_device_check.py [--device cuda] [--method edge-popup] [--arch conv6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    cfg = make_config(method=args.method, arch=args.arch, dataset="synthetic-cifar", epochs=1, limit=args.limit,
-                      width=args.width, device=args.device)
+    cfg = make_config(
+        method=args.method,
+        arch=args.arch,
+        dataset="synthetic-cifar",
+        epochs=1,
+        limit=args.limit,
+        width=args.width,
+        device=args.device,
+    )
     desc, metrics = train(cfg)
     x, _ = data.load("synthetic-cifar", "test", limit=256)
     device = torch.device(args.device)
@@ -45,8 +53,10 @@ def main() -> None:
             out = connpack.load(path).eval()(x)
     diff = float((out - ref).abs().max())
     agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
-    print(f"{args.method} {args.arch} trained on {args.device} (test acc {metrics[-1]['test_acc']:.2%}), "
-          f".cpk {size:,} B: max |logit {args.device} - logit cpu| = {diff:.3g}, argmax agreement {agree:.2%}")
+    print(
+        f"{args.method} {args.arch} trained on {args.device} (test acc {metrics[-1]['test_acc']:.2%}), "
+        f".cpk {size:,} B: max |logit {args.device} - logit cpu| = {diff:.3g}, argmax agreement {agree:.2%}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ mutations reach the codecs and the network layer. Every failure must be a Format
 Reports cases tried, crashes (any exception that is not a FormatError; 0 required), hangs (a case over the
 per-case timeout; 0 required), and the peak resident memory of the workers (resource.getrusage).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,14 @@ def seeds() -> list[bytes]:
     rng = np.random.default_rng(1)
     out = []
     for codec in ("auto", "raw", "zstd", "golomb", "ans", "context"):
-        arrays = {"a": rng.random((20, 30)) < 0.1, "b": rng.random((4, 3, 3, 3)) < 0.5,
-                  "c": rng.random((16, 40)) < rng.beta(0.5, 0.5, (16, 1)), "d": np.arange(5, dtype=np.float32),
-                  "e": np.zeros(40, dtype=np.float16), "z": np.ones(9, dtype=bool)}
+        arrays = {
+            "a": rng.random((20, 30)) < 0.1,
+            "b": rng.random((4, 3, 3, 3)) < 0.5,
+            "c": rng.random((16, 40)) < rng.beta(0.5, 0.5, (16, 1)),
+            "d": np.arange(5, dtype=np.float32),
+            "e": np.zeros(40, dtype=np.float16),
+            "z": np.ones(9, dtype=bool),
+        }
         out.append(encode(Container({"k": [1, 2.5, "x"], "pad": "y" * 40}, arrays), codec=codec))
     vectors = Path(__file__).resolve().parents[1] / "formats" / "vectors"
     out += [f.read_bytes() for f in sorted(vectors.glob("net_*.cpk"))]  # networks: the meta layer too
@@ -70,7 +76,8 @@ def mutate_meta(rng: np.random.Generator, base: bytes) -> bytes:
         parent["x" + str(int(rng.integers(0, 3)))] = 1
     else:
         parent[key] = [None, True, -1, 0, 1, 2**31, 2**64, 1.5e308, -0.0, "", "fc1.weight", "mask", [], {}][
-            int(rng.integers(0, 14))]
+            int(rng.integers(0, 14))
+        ]
     hb = C._canonical({"m": meta, "s": table})
     return struct.pack("<4sHII", MAGIC, 1, len(hb), zlib.crc32(hb)) + hb + base[start:]
 
@@ -79,7 +86,7 @@ def fix_crcs(data: bytes) -> bytes:
     if len(data) >= 14:  # first make the header checksum right, so that broken JSON reaches the parser
         hlen = struct.unpack_from("<I", data, 6)[0]
         if 14 + hlen <= len(data):
-            data = data[:10] + struct.pack("<I", zlib.crc32(data[14:14 + hlen])) + data[14:]
+            data = data[:10] + struct.pack("<I", zlib.crc32(data[14 : 14 + hlen])) + data[14:]
     try:
         meta, table, start = C._parse_header(data)
     except ConnpackError:
@@ -88,7 +95,7 @@ def fix_crcs(data: bytes) -> bytes:
     for e in table:
         if off + e[4] > len(data):
             return data
-        e[5] = zlib.crc32(data[off:off + e[4]])
+        e[5] = zlib.crc32(data[off : off + e[4]])
         off += e[4]
     hb = C._canonical({"m": meta, "s": table})
     return struct.pack("<4sHII", MAGIC, 1, len(hb), zlib.crc32(hb)) + hb + data[start:]
@@ -99,7 +106,7 @@ def mutate_section(rng: np.random.Generator, base: bytes) -> bytes:
     meta, table, start = C._parse_header(base)
     payloads, off = [], start
     for e in table:
-        payloads.append(bytearray(base[off:off + e[4]]))
+        payloads.append(bytearray(base[off : off + e[4]]))
         off += e[4]
     i = int(rng.integers(0, len(table)))
     buf = payloads[i]
@@ -112,7 +119,7 @@ def mutate_section(rng: np.random.Generator, base: bytes) -> bytes:
         elif op == 1 and L:
             buf[int(rng.integers(0, L))] = int(rng.integers(0, 256))
         elif op == 2:
-            del buf[int(rng.integers(0, L + 1)):]
+            del buf[int(rng.integers(0, L + 1)) :]
         elif op == 3:
             buf += rng.bytes(int(rng.integers(1, 16)))
         elif op == 4 and table[i][2]:
@@ -141,7 +148,7 @@ def mutate(rng: np.random.Generator, base: bytes, pool: list[bytes]) -> bytes:
         elif op == 1 and L:
             buf[int(rng.integers(0, L))] = int(rng.integers(0, 256))
         elif op == 2:
-            del buf[int(rng.integers(0, L + 1)):]
+            del buf[int(rng.integers(0, L + 1)) :]
         elif op == 3:
             buf += rng.bytes(int(rng.integers(1, 32)))
         elif op == 4:
@@ -149,14 +156,14 @@ def mutate(rng: np.random.Generator, base: bytes, pool: list[bytes]) -> bytes:
             buf[i:i] = rng.bytes(int(rng.integers(1, 8)))
         elif op == 5 and L:
             i = int(rng.integers(0, L))
-            del buf[i:i + int(rng.integers(1, 16))]
+            del buf[i : i + int(rng.integers(1, 16))]
         elif op == 6:  # splice a piece of another seed
             other = pool[int(rng.integers(0, len(pool)))]
             i, j = int(rng.integers(0, len(other))), int(rng.integers(0, L + 1))
-            buf[j:j + 8] = other[i:i + int(rng.integers(1, 64))]
+            buf[j : j + 8] = other[i : i + int(rng.integers(1, 64))]
         elif op == 7 and L > 14:  # interesting integers into the prefix or header digits
             i = int(rng.integers(0, min(L, 200)))
-            buf[i:i + 1] = bytes([int(rng.choice([0, 0x7F, 0x80, 0xFF, 0x30, 0x39, 0x2D]))])
+            buf[i : i + 1] = bytes([int(rng.choice([0, 0x7F, 0x80, 0xFF, 0x30, 0x39, 0x2D]))])
     data = bytes(buf)
     if rng.random() < 0.5:
         data = fix_crcs(data)

@@ -14,6 +14,7 @@ more than --rss-mb (default 1024) over its own baseline (imports and the seed fi
 max_weights = --max-weights (default 2**22): a valid file may describe up to the budget, and regenerating
 2**31 weights (the default budget) legitimately takes 8 GB; the budget is what bounds a valid file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,66 @@ from connpack.errors import ConnpackError
 VECTORS = Path(__file__).resolve().parents[1] / "formats" / "vectors"
 
 # values an attacker tries in any JSON slot: wrong types, boundaries, huge numbers
-ANY = [None, True, False, -1, 0, 1, 2, 3, 0.5, -0.0, 1e-300, 1.5e308, 2**31, 2**32, 2**40, 2**63, 2**64, 2**70,
-       10**30, 10**400, -10**400, "", "x", "0.5", "lenet300", "mask", "g", [], [1], [1, 2, 3], {}, {"k": 1}]
+ANY = [
+    None,
+    True,
+    False,
+    -1,
+    0,
+    1,
+    2,
+    3,
+    0.5,
+    -0.0,
+    1e-300,
+    1.5e308,
+    2**31,
+    2**32,
+    2**40,
+    2**63,
+    2**64,
+    2**70,
+    10**30,
+    10**400,
+    -(10**400),
+    "",
+    "x",
+    "0.5",
+    "lenet300",
+    "mask",
+    "g",
+    [],
+    [1],
+    [1, 2, 3],
+    {},
+    {"k": 1},
+]
 FIELD_VALUES = {
-    "arch": ["lenet300", "lenet5", "conv2", "conv4", "conv6", "vgg11", "resnet18", "connpack:conv2", "nope",
-             "torchvision:nope"],
-    "in_shape": [[1, 8, 8], [3, 32, 32], [1, 28, 28], [1, 1, 1], [0, 8, 8], [1, 2**20, 2**20], [1, 2**40, 2**40],
-                 [1.0, 8, 8], [1, 8], [1, 8, 8, 8], [True, 8, 8]],
+    "arch": [
+        "lenet300",
+        "lenet5",
+        "conv2",
+        "conv4",
+        "conv6",
+        "vgg11",
+        "resnet18",
+        "connpack:conv2",
+        "nope",
+        "torchvision:nope",
+    ],
+    "in_shape": [
+        [1, 8, 8],
+        [3, 32, 32],
+        [1, 28, 28],
+        [1, 1, 1],
+        [0, 8, 8],
+        [1, 2**20, 2**20],
+        [1, 2**40, 2**40],
+        [1.0, 8, 8],
+        [1, 8],
+        [1, 8, 8, 8],
+        [True, 8, 8],
+    ],
     "num_classes": [1, 2, 10, 1000, 2**31, 2**70, 10.0, True],
     "width": [0.01, 0.05, 0.5, 1, 1.0, 3, 1e3, 1e6, 1e300, 0, -1, 5e-324, True, "1"],
     "bias": [True, False, 1, "true"],
@@ -61,8 +115,11 @@ FIELD_VALUES = {
     "c": [[-1.0, 1.0], [-0.5, 0.25], [0.1, 0.2], [1e39, 1], [1, 2, 3], [True, 1.0], "x", [10**40, 1]],
     "o": ["g", "c", 1],
 }
-SPEC_FIELDS = {"model": ["arch", "in_shape", "num_classes", "width", "bias", "batchnorm"],
-               "rng": ["seed", "algorithm"], "init": ["dist", "p_positive", "scale", "gain"]}
+SPEC_FIELDS = {
+    "model": ["arch", "in_shape", "num_classes", "width", "bias", "batchnorm"],
+    "rng": ["seed", "algorithm"],
+    "init": ["dist", "p_positive", "scale", "gain"],
+}
 DTYPES = ["b1", "u1", "i1", "i4", "i8", "f2", "f4", "f8", "bf16"]
 CODECS = ["raw", "zstd", "golomb", "ans", "context", "planes", "qans", "lzma"]
 DIMS = [0, 1, 2, 3, 7, 8, 100, 2**16, 2**20, 2**31, 2**40]
@@ -73,7 +130,7 @@ def parse(data: bytes):
     meta, table, start = formats.container._parse_header(data)
     payloads, off = [], start
     for e in table:
-        payloads.append(bytes(data[off:off + e[4]]))
+        payloads.append(bytes(data[off : off + e[4]]))
         off += e[4]
     return meta, table, payloads
 
@@ -91,8 +148,9 @@ def build(meta, table, payloads) -> bytes:
         rows = uniq
     table = [[*e[:4], len(p), zlib.crc32(p)] for e, p in rows]
     try:
-        h = json.dumps({"m": meta, "s": table}, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                       allow_nan=False).encode()
+        h = json.dumps(
+            {"m": meta, "s": table}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
     except (TypeError, ValueError):
         return b""
     return struct.pack("<4sHII", b"CPK\x00", 1, len(h), zlib.crc32(h)) + h + b"".join(p for _, p in rows)
@@ -106,9 +164,11 @@ def seeds() -> list[bytes]:
     from connpack.specs import ModelSpec, NetworkSpec
 
     rng = np.random.default_rng(0)
-    for model in (ModelSpec(arch="conv2", in_shape=(1, 8, 8), width=0.05, bias=True),
-                  ModelSpec(arch="lenet5", in_shape=(1, 16, 16), width=0.5, batchnorm="affine"),
-                  ModelSpec(width=0.02, num_classes=3)):
+    for model in (
+        ModelSpec(arch="conv2", in_shape=(1, 8, 8), width=0.05, bias=True),
+        ModelSpec(arch="lenet5", in_shape=(1, 16, 16), width=0.5, batchnorm="affine"),
+        ModelSpec(width=0.02, num_classes=3),
+    ):
         spec = NetworkSpec(model=model, method="prune")
         names, shapes = architecture_shapes(spec)
         tensors = {}
@@ -191,8 +251,16 @@ def mutate_table(rng, meta, table, payloads) -> None:
         del table[i], payloads[i]
     elif op == 5:  # a new section of any dtype / shape with a constant ans or a raw payload
         shape = [_pick(rng, DIMS[:7]) for _ in range(int(rng.integers(0, 3)))]
-        table.append([_pick(rng, ["fc1.bias", "fc1.weight:s", "fc1.weight:v", "bn1.weight", "zz"]),
-                      _pick(rng, DTYPES), shape, _pick(rng, ["ans", "raw"]), 0, 0])
+        table.append(
+            [
+                _pick(rng, ["fc1.bias", "fc1.weight:s", "fc1.weight:v", "bn1.weight", "zz"]),
+                _pick(rng, DTYPES),
+                shape,
+                _pick(rng, ["ans", "raw"]),
+                0,
+                0,
+            ]
+        )
         payloads.append(_pick(rng, [b"\x00", b"\x01", bytes(4 * int(np.prod(shape) if shape else 1))]))
     else:  # a huge shape with a tiny constant payload
         table[i][1], table[i][2], table[i][3] = "b1", [_pick(rng, DIMS[6:])] * int(rng.integers(1, 3)), "ans"
@@ -212,7 +280,7 @@ def mutate_payload(rng, table, payloads) -> None:
         elif op == 1 and L:
             buf[int(rng.integers(0, L))] = _pick(rng, [0, 1, 2, 3, 0x7F, 0x80, 0xFF, int(rng.integers(0, 256))])
         elif op == 2:
-            del buf[int(rng.integers(0, L + 1)):]
+            del buf[int(rng.integers(0, L + 1)) :]
         elif op == 3:
             buf += rng.bytes(int(rng.integers(1, 16)))
         elif op == 4 and L:  # the leading parameter bytes (mode, k, split axis, class bits)
@@ -306,8 +374,11 @@ def main(argv=None) -> int:
                 outcomes[k] = outcomes.get(k, 0) + v
             slowest = max(slowest, sl)
             base, peak = max(base, b), max(peak, pk)
-            print(f"... {total} cases, {outcomes.get('CRASH', 0)} crashes, slowest {slowest[0] * 1000:.0f} ms, "
-                  f"peak RSS {peak:.0f} MiB, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"... {total} cases, {outcomes.get('CRASH', 0)} crashes, slowest {slowest[0] * 1000:.0f} ms, "
+                f"peak RSS {peak:.0f} MiB, {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     dt = time.perf_counter() - t0
     n_crash = outcomes.get("CRASH", 0)
     print(f"cases: {total} in {dt:.0f} s ({total / dt:.0f}/s, {a.workers} worker(s), max_weights {a.max_weights})")

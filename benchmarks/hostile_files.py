@@ -8,6 +8,7 @@ torch already imported (the cost of the file), and the same with torch imported 
 a fresh process pays when the file reaches the architecture check). The acceptance of issue 16: no file
 under 1 KB costs more than 2 s or 300 MB to refuse.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,13 @@ def main() -> int:
         for name, path, how in files(Path(d)):
             res = {}
             for mode in ("warm", "cold"):
-                r = subprocess.run([sys.executable, "-c", PROBE, str(path), mode, how], capture_output=True,
-                                   text=True, cwd=ROOT, timeout=600)
+                r = subprocess.run(
+                    [sys.executable, "-c", PROBE, str(path), mode, how],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    timeout=600,
+                )
                 ok = r.returncode == 0
                 res[mode] = json.loads(r.stdout.strip().splitlines()[-1]) if ok else {"error": r.stderr[-300:]}
             rows.append((name, path.stat().st_size, how, res))
@@ -86,12 +92,16 @@ def main() -> int:
         if "error" in w or "error" in c:
             print(name, "ERROR", w, c)
             continue
-        print(f"{name:48} {size:5d}  {w['outcome'][:38]:38} {w['seconds']:16.2f} {w['rss_mb']:6.0f}   "
-              f"{c['seconds']:8.2f} {c['rss_mb']:6.0f}")
+        print(
+            f"{name:48} {size:5d}  {w['outcome'][:38]:38} {w['seconds']:16.2f} {w['rss_mb']:6.0f}   "
+            f"{c['seconds']:8.2f} {c['rss_mb']:6.0f}"
+        )
         if how == "decode":
             worst = max(worst[0], w["seconds"]), max(worst[1], w["rss_mb"])
-    print(f"worst refusal of a file under 1 KB (torch loaded): {worst[0]:.2f} s, {worst[1]:.0f} MB "
-          "(acceptance: 2 s, 300 MB)")
+    print(
+        f"worst refusal of a file under 1 KB (torch loaded): {worst[0]:.2f} s, {worst[1]:.0f} MB "
+        "(acceptance: 2 s, 300 MB)"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ On a CPU run a small setting, e.g.
 
     nice -n 10 .venv/bin/python benchmarks/imp_grid.py --arch conv2 --width 0.25 --limit 5000 --epochs 1 --iterations 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,23 @@ def main() -> None:
     techniques = args.techniques.split(",")
     results, t0 = {}, time.perf_counter()
     for tech in techniques:
-        cfg = make_config(method="imp", arch=args.arch, width=args.width, dataset=args.dataset, limit=args.limit,
-                          epochs=args.epochs, iterations=args.iterations, technique=tech, reinit=args.reinit,
-                          device=args.device)
+        cfg = make_config(
+            method="imp",
+            arch=args.arch,
+            width=args.width,
+            dataset=args.dataset,
+            limit=args.limit,
+            epochs=args.epochs,
+            iterations=args.iterations,
+            technique=tech,
+            reinit=args.reinit,
+            device=args.device,
+        )
         results[tech] = imp.train(cfg)
-    print(f"IMP grid: {args.arch} x{args.width} on {args.dataset} (limit {args.limit}), {args.epochs} epoch(s) per "
-          f"iteration, {args.iterations} iterations, reinit {args.reinit}  ({(time.perf_counter() - t0) / 60:.1f} min)")
+    print(
+        f"IMP grid: {args.arch} x{args.width} on {args.dataset} (limit {args.limit}), {args.epochs} epoch(s) per "
+        f"iteration, {args.iterations} iterations, reinit {args.reinit}  ({(time.perf_counter() - t0) / 60:.1f} min)"
+    )
     print("iter  " + "".join(f"{t:>11}" for t in techniques))
     for it in range(args.iterations + 1):
         print(f"{it:4d}  " + "".join(f"{results[t].accuracy[it]:11.2%}" for t in techniques))

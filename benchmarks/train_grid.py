@@ -5,6 +5,7 @@ sample of the grid; this script runs all of it.
     python benchmarks/train_grid.py                                  # synthetic data, 1 epoch each (~10 min)
     python benchmarks/train_grid.py --dataset mnist --epochs 3 --archs lenet300
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,14 @@ from pathlib import Path
 from connpack.packing import pack
 from connpack.trainers import make_config, train
 
-METHODS = [("baseline", "free"), ("prune", "free"), ("prune", "minimal"), ("flip", "free"), ("flip", "minimal"),
-           ("edge-popup", "free")]
+METHODS = [
+    ("baseline", "free"),
+    ("prune", "free"),
+    ("prune", "minimal"),
+    ("flip", "free"),
+    ("flip", "minimal"),
+    ("edge-popup", "free"),
+]
 INITS = ("signed_constant", "kaiming_normal", "xavier_normal")
 EP_INITS = ("signed_constant", "kaiming_normal", "signed_constant_scaled", "kaiming_normal_scaled")
 ARCHS = ("lenet300", "conv2", "conv4", "conv6", "conv8", "resnet18")
@@ -35,20 +42,30 @@ def main() -> None:
     print(f"{'method':<12}{'variant':<9}{'arch':<10}{'init':<24}{'test acc':>9}{'changed':>9}{'.cpk B':>9}{'s':>7}")
     for arch, (method, variant) in itertools.product(args.archs.split(","), METHODS):
         dataset = args.dataset or ("synthetic-mnist" if arch == "lenet300" else "synthetic-cifar")
-        for init in (EP_INITS if method == "edge-popup" else INITS):
+        for init in EP_INITS if method == "edge-popup" else INITS:
             own = {} if method == "edge-popup" else {"variant": variant}
-            cfg = make_config(method=method, **own, arch=arch, dataset=dataset, init=init,
-                              epochs=args.epochs, limit=args.limit, device=args.device,
-                              width=1.0 if arch == "lenet300" else args.width)
+            cfg = make_config(
+                method=method,
+                **own,
+                arch=arch,
+                dataset=dataset,
+                init=init,
+                epochs=args.epochs,
+                limit=args.limit,
+                device=args.device,
+                width=1.0 if arch == "lenet300" else args.width,
+            )
             t0 = time.perf_counter()
             desc, metrics = train(cfg)
             with tempfile.TemporaryDirectory() as tmp:
                 size = pack(desc, Path(tmp) / "m.cpk")
             last = metrics[-1]
             changed = last.get("flipped", last.get("pruned"))
-            print(f"{method:<12}{variant:<9}{arch:<10}{init:<24}{last['test_acc']:>9.2%}"
-                  f"{'' if changed is None else f'{changed:.1%}':>9}{size:>9,}{time.perf_counter() - t0:>7.1f}",
-                  flush=True)
+            print(
+                f"{method:<12}{variant:<9}{arch:<10}{init:<24}{last['test_acc']:>9.2%}"
+                f"{'' if changed is None else f'{changed:.1%}':>9}{size:>9,}{time.perf_counter() - t0:>7.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Python API (the CLI calls the same functions; they import torch and the rest on 
 Where things live: trainers/ (train), packing.py + formats/ (pack/unpack), exporters/ (ONNX),
 reporting.py, bench.py, compare.py (measure), cli/ (one module per command).
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """The Python API (``connpack.pack``, ``connpack.load``, ``connpack.export_onnx``, ``connpack.report`` call
 these). The CLI commands call these same functions.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ def check_in_shape(in_shape) -> tuple | None:
     if len(shape) != 3 or min(shape) <= 0:
         raise SpecError(f"in_shape must be (channels, height, width), got {shape}")
     if max(shape) > MAX_IN_DIM or shape[0] * shape[1] * shape[2] > MAX_IN_ELEMENTS:
-        raise SpecError(f"in_shape {shape} is too large (each dimension at most {MAX_IN_DIM:,}, "
-                        f"C*H*W at most {MAX_IN_ELEMENTS:,})")
+        raise SpecError(
+            f"in_shape {shape} is too large (each dimension at most {MAX_IN_DIM:,}, C*H*W at most {MAX_IN_ELEMENTS:,})"
+        )
     return shape
 
 
@@ -66,12 +68,17 @@ def with_data(desc: Description, dataset: str | None = None, mean=None, std=None
         return desc
     if desc.data is not None:
         rec = desc.data
-        given = {"dataset": (dataset, rec.dataset), "mean": (None if mean is None else tuple(map(float, mean)), rec.mean),
-                 "std": (None if std is None else tuple(map(float, std)), rec.std)}
+        given = {
+            "dataset": (dataset, rec.dataset),
+            "mean": (None if mean is None else tuple(map(float, mean)), rec.mean),
+            "std": (None if std is None else tuple(map(float, std)), rec.std),
+        }
         for key, (want, have) in given.items():
             if want is not None and want != have:
-                raise SpecError(f"the network records {key} {have}; --{key} {want} contradicts it (the record "
-                                "comes from training and is kept)")
+                raise SpecError(
+                    f"the network records {key} {have}; --{key} {want} contradicts it (the record "
+                    "comes from training and is kept)"
+                )
         return desc
     if dataset is None:
         raise SpecError("--mean/--std need --dataset NAME (the dataset they belong to)")
@@ -82,10 +89,22 @@ def with_data(desc: Description, dataset: str | None = None, mean=None, std=None
     return Description(desc.spec, desc.tensors, desc.dense, desc.weight_hashes, record)
 
 
-def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, values: str = "float32",
-         codec: str = "auto", in_shape=None, dataset: str | None = None, mean=None, std=None,
-         max_error: float | None = None, error_on: str = "outputs", max_accuracy_drop: float | None = None,
-         data_dir=None) -> int:
+def pack(
+    model_or_path,
+    out: PathLike,
+    *,
+    arch: str | ModelSpec | None = None,
+    values: str = "float32",
+    codec: str = "auto",
+    in_shape=None,
+    dataset: str | None = None,
+    mean=None,
+    std=None,
+    max_error: float | None = None,
+    error_on: str = "outputs",
+    max_accuracy_drop: float | None = None,
+    data_dir=None,
+) -> int:
     """Pack a network into a .cpk file; returns its size in bytes. See ``describe`` for the inputs.
 
     values: type of the stored kept values: float32 | float16 | bfloat16 (lossless casts), or q2 .. q16
@@ -98,14 +117,40 @@ def pack(model_or_path, out: PathLike, *, arch: str | ModelSpec | None = None, v
     The data contract (dataset, input normalisation, class names) is copied from a connpack run file; for
     other models ``dataset``/``mean``/``std`` give it (see ``with_data``), else the file records none.
     """
-    return pack_values(model_or_path, out, arch=arch, values=values, codec=codec, in_shape=in_shape,
-                       dataset=dataset, mean=mean, std=std, max_error=max_error, error_on=error_on,
-                       max_accuracy_drop=max_accuracy_drop, data_dir=data_dir)[0]
+    return pack_values(
+        model_or_path,
+        out,
+        arch=arch,
+        values=values,
+        codec=codec,
+        in_shape=in_shape,
+        dataset=dataset,
+        mean=mean,
+        std=std,
+        max_error=max_error,
+        error_on=error_on,
+        max_accuracy_drop=max_accuracy_drop,
+        data_dir=data_dir,
+    )[0]
 
 
-def pack_values(model_or_path, out: PathLike, *, arch=None, values: str = "float32", codec: str = "auto",
-                in_shape=None, dataset=None, mean=None, std=None, max_error=None, error_on: str = "outputs",
-                max_accuracy_drop=None, data_dir=None, progress=None):
+def pack_values(
+    model_or_path,
+    out: PathLike,
+    *,
+    arch=None,
+    values: str = "float32",
+    codec: str = "auto",
+    in_shape=None,
+    dataset=None,
+    mean=None,
+    std=None,
+    max_error=None,
+    error_on: str = "outputs",
+    max_accuracy_drop=None,
+    data_dir=None,
+    progress=None,
+):
     """``pack``, returning (file size, connpack.targets.Choice or None): the steps chosen for a target and
     the error or accuracy they reach (None for a plain value type). ``progress``: per tensor coded
     (connpack.packing.pack)."""
@@ -161,8 +206,7 @@ def export_onnx(path: PathLike, out: PathLike, kind: str = "dense", input: str |
     return write_onnx(load_description(path), out, kind, input)
 
 
-def write_onnx(desc: Description, out: PathLike, kind: str = "dense", input: str | None = None, *,
-               group=None) -> int:
+def write_onnx(desc: Description, out: PathLike, kind: str = "dense", input: str | None = None, *, group=None) -> int:
     """``export_onnx`` for a loaded Description (connpack unpack calls it); returns the bytes written.
 
     A graph whose tensors pass protobuf's 2 GiB limit is written with ONNX external data: the tensors in

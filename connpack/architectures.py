@@ -7,6 +7,7 @@ that both give the same names, order and shapes. The torchvision architectures (
 written from torchvision's model code (``TV_TABLE``; tests/test_hostile_files.py compares them with the
 modules built on torch's meta device), so that report and a refused file need no torch either.
 """
+
 from __future__ import annotations
 
 from connpack.errors import SpecError
@@ -42,8 +43,11 @@ class _Net:
             self.sd.append((p + ".bias", (o,)))
 
     def norm(self, p: str, n: int, mode: str) -> None:
-        keys = {"none": (), "frozen": ("running_mean", "running_var"),
-                "affine": ("weight", "bias", "running_mean", "running_var")}[mode]
+        keys = {
+            "none": (),
+            "frozen": ("running_mean", "running_var"),
+            "affine": ("weight", "bias", "running_mean", "running_var"),
+        }[mode]
         self.sd += [(f"{p}.{k}", (n,)) for k in keys]
 
     def classifier(self, n_in: int, hidden: tuple[int, ...]) -> None:
@@ -70,10 +74,13 @@ def _convnet(blocks: tuple[int, ...]):
                     net.norm(net.next("bn"), net.w(n), net.m.batchnorm)
                 c = net.w(n)
             if h < 2 or w < 2:
-                raise SpecError(f"input {net.m.in_shape} is too small for {len(blocks)} pooling stages "
-                                "(architecture does not fit the data)")
+                raise SpecError(
+                    f"input {net.m.in_shape} is too small for {len(blocks)} pooling stages "
+                    "(architecture does not fit the data)"
+                )
             h, w = h // 2, w // 2
         net.classifier(c * h * w, (256, 256))
+
     return build
 
 
@@ -89,9 +96,11 @@ def _lenet5(net: _Net) -> None:
     net.classifier(c * h * w, (120, 84))
 
 
-VGG = {"vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
-       "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
-       "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"}
+VGG = {
+    "vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
+    "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
+    "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M",
+}
 
 
 def _vgg(config: str):
@@ -109,6 +118,7 @@ def _vgg(config: str):
             net.norm(str(pos + 1), n, "frozen" if net.m.batchnorm == "frozen" else "affine")
             c, pos = n, pos + 3
         net.linear(str(pos + 2), c, net.m.num_classes)  # after average pooling and flatten
+
     return build
 
 
@@ -132,10 +142,21 @@ def _resnet18(net: _Net) -> None:
     net.linear("fc", c_in, net.m.num_classes)
 
 
-TABLE = {"lenet300": _lenet300, "lenet5": _lenet5, "resnet18": _resnet18,
-         **{name: _convnet(blocks) for name, blocks in
-            {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items()},
-         **{name: _vgg(config) for name, config in VGG.items()}}
+TABLE = {
+    "lenet300": _lenet300,
+    "lenet5": _lenet5,
+    "resnet18": _resnet18,
+    **{
+        name: _convnet(blocks)
+        for name, blocks in {
+            "conv2": (64,),
+            "conv4": (64, 128),
+            "conv6": (64, 128, 256),
+            "conv8": (64, 128, 256, 512),
+        }.items()
+    },
+    **{name: _vgg(config) for name, config in VGG.items()},
+}
 
 
 TORCHVISION = ("resnet18", "resnet50", "vgg11", "vgg16", "mobilenet_v2")  # = connpack.models.tv.ARCHS (tested)
@@ -160,6 +181,7 @@ class _TV(_Net):
 
 def _tv_resnet(layers: tuple[int, ...], bottleneck: bool):
     """torchvision.models.resnet: BasicBlock (resnet18) or Bottleneck (expansion 4, resnet50)."""
+
     def build(net: _TV) -> None:
         net.tconv("conv1", net.m.in_shape[0], 64, 7)
         net.bn("bn1", 64)
@@ -185,12 +207,14 @@ def _tv_resnet(layers: tuple[int, ...], bottleneck: bool):
                     net.bn(p + ".downsample.1", c_out)
                 c_in = c_out
         net.tlinear("fc", c_in, net.m.num_classes)
+
     return build
 
 
 def _tv_vgg(config: str):
     """torchvision.models.vgg without batch norm: features (Conv+ReLU, MaxPool), then a 3-layer classifier
     after 7x7 adaptive average pooling."""
+
     def build(net: _TV) -> None:
         c, pos = net.m.in_shape[0], 0
         for item in config.split():
@@ -201,6 +225,7 @@ def _tv_vgg(config: str):
         net.tlinear("classifier.0", c * 7 * 7, 4096)
         net.tlinear("classifier.3", 4096, 4096)
         net.tlinear("classifier.6", 4096, net.m.num_classes)
+
     return build
 
 
@@ -218,8 +243,15 @@ def _tv_mobilenet_v2(net: _TV) -> None:
     net.tconv("features.0.0", net.m.in_shape[0], c, 3)
     net.bn("features.0.1", c)
     f = 1
-    for t, n_out, repeat, _stride in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                                      (6, 160, 3, 2), (6, 320, 1, 1)):
+    for t, n_out, repeat, _stride in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
         out = _make_divisible(n_out * width)
         for _ in range(repeat):
             hidden, j, p = int(round(c * t)), 0, f"features.{f}.conv"
@@ -237,10 +269,13 @@ def _tv_mobilenet_v2(net: _TV) -> None:
     net.tlinear("classifier.1", last, net.m.num_classes)
 
 
-TV_TABLE = {"resnet18": _tv_resnet((2, 2, 2, 2), False), "resnet50": _tv_resnet((3, 4, 6, 3), True),
-            "vgg11": _tv_vgg("64 M 128 M 256 256 M 512 512 M 512 512 M"),
-            "vgg16": _tv_vgg("64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"),
-            "mobilenet_v2": _tv_mobilenet_v2}
+TV_TABLE = {
+    "resnet18": _tv_resnet((2, 2, 2, 2), False),
+    "resnet50": _tv_resnet((3, 4, 6, 3), True),
+    "vgg11": _tv_vgg("64 M 128 M 256 256 M 512 512 M 512 512 M"),
+    "vgg16": _tv_vgg("64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"),
+    "mobilenet_v2": _tv_mobilenet_v2,
+}
 
 
 def shapes(model: ModelSpec) -> Shapes:

@@ -7,6 +7,7 @@ first (an unwritable target fails before any work), the block writes them, and o
 renamed over their targets; on any failure every temp file is removed and no target is touched. ``group`` is
 the same with outputs that may be added inside the block.
 """
+
 from __future__ import annotations
 
 import os

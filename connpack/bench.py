@@ -14,6 +14,7 @@ delta) across session creation + one batch run -- native allocations included, w
 miss; memory freed and reused inside the process can hide part of it, so read it as a lower bound.
 Each row's output at ``batch`` is compared with the first row's (max |diff|, argmax agreement).
 """
+
 from __future__ import annotations
 
 import gc
@@ -39,8 +40,8 @@ class Row:
     rss_mb: float | None
     p50_ms: float
     p90_ms: float
-    throughput: float                    # images / s at the batch size
-    max_abs_diff: float = 0.0            # vs the first row, on the batch
+    throughput: float  # images / s at the batch size
+    max_abs_diff: float = 0.0  # vs the first row, on the batch
     argmax_agree: float = 1.0
     note: str = ""
 
@@ -129,8 +130,10 @@ def _ort_row(variant: str, data: bytes, x1, xb, threads: int, runs: int, warmup:
     except Exception as e:  # a graph that passes the checker but cannot run on images
         raise InputFileError(f"onnxruntime cannot run the {variant} graph: {str(e).splitlines()[0]}") from None
     if not isinstance(out, np.ndarray) or out.shape[:1] != (len(xb),) or out.ndim != 2:
-        raise InputFileError(f"the {variant} graph's first output has shape {getattr(out, 'shape', None)} for a batch "
-                             f"of {len(xb)}; bench needs (batch, classes) scores")
+        raise InputFileError(
+            f"the {variant} graph's first output has shape {getattr(out, 'shape', None)} for a batch "
+            f"of {len(xb)}; bench needs (batch, classes) scores"
+        )
     rss1 = _rss_bytes()
     p50, p90, tput = _time_runs(fn, x1, xb, runs, warmup)
     rss = (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None
@@ -197,8 +200,15 @@ def _load_source(path: Path, max_weights: int | None = None):
     return load_checked(path, **({"max_weights": max_weights} if max_weights else {})), None
 
 
-def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, warmup: int = 10,
-          seed: int = 0, max_weights: int | None = None) -> BenchResult:
+def bench(
+    path: str | Path,
+    threads: int = 1,
+    runs: int = 200,
+    batch: int = 64,
+    warmup: int = 10,
+    seed: int = 0,
+    max_weights: int | None = None,
+) -> BenchResult:
     """Benchmark every applicable export of ``path`` (.cpk, connpack .pt, or any .onnx); ``max_weights``:
     packing.unpack's budget for a .cpk."""
     if threads < 1 or runs < 1 or batch < 1 or warmup < 0:
@@ -258,5 +268,4 @@ def bench(path: str | Path, threads: int = 1, runs: int = 200, batch: int = 64, 
     for row, out in zip(rows, outs):
         row.max_abs_diff = float(np.abs(out - ref).max())
         row.argmax_agree = float((out.argmax(1) == ref.argmax(1)).mean())
-    return BenchResult(str(path), rows, threads, batch, runs, warmup, os.cpu_count() or 0, skipped=skipped,
-                       inputs=what)
+    return BenchResult(str(path), rows, threads, batch, runs, warmup, os.cpu_count() or 0, skipped=skipped, inputs=what)

@@ -8,6 +8,7 @@
 - predictions (appendix D): pairwise agreement of the predicted classes on the test split, and the accuracy
   of the ensemble that averages the softmax outputs of all networks.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -55,8 +56,10 @@ def check_same_architecture(descs: list[Description], names: list[str]) -> None:
     for d, n in zip(descs[1:], names[1:]):
         got = {k: c.shape for k, c in d.tensors.items()}
         if got != ref:
-            raise SpecError(f"cannot compare masks of different architectures: {names[0]} "
-                            f"({descs[0].spec.model.arch}) and {n} ({d.spec.model.arch})")
+            raise SpecError(
+                f"cannot compare masks of different architectures: {names[0]} "
+                f"({descs[0].spec.model.arch}) and {n} ({d.spec.model.arch})"
+            )
 
 
 def effective_masks(masks: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
@@ -101,23 +104,31 @@ def effective_sparsity(desc: Description) -> float | None:
 class Comparison:
     names: list[str]
     layers: list[str]
-    sparsity: list[float]                         # explicit, per network
-    effective: list[float | None]                 # appendix B, per network
-    jaccard: dict[tuple[int, int], list[float]]   # per pair (i, j), per layer
+    sparsity: list[float]  # explicit, per network
+    effective: list[float | None]  # appendix B, per network
+    jaccard: dict[tuple[int, int], list[float]]  # per pair (i, j), per layer
     hamming: dict[tuple[int, int], list[float]]
-    accuracy: list[float] = field(default_factory=list)       # per network (when predictions were run)
+    accuracy: list[float] = field(default_factory=list)  # per network (when predictions were run)
     agreement: dict[tuple[int, int], float] = field(default_factory=dict)
     ensemble_accuracy: float | None = None
-    dataset: str | None = None                                # the dataset the predictions were run on
-    notes: list[str] = field(default_factory=list)            # "X was trained on A; evaluating on B as asked"
+    dataset: str | None = None  # the dataset the predictions were run on
+    notes: list[str] = field(default_factory=list)  # "X was trained on A; evaluating on B as asked"
 
     def to_dict(self) -> dict:
         key = lambda p: f"{self.names[p[0]]}|{self.names[p[1]]}"  # noqa: E731
-        return {"names": self.names, "layers": self.layers, "sparsity": self.sparsity, "effective": self.effective,
-                "jaccard": {key(p): v for p, v in self.jaccard.items()},
-                "hamming": {key(p): v for p, v in self.hamming.items()},
-                "accuracy": self.accuracy, "agreement": {key(p): v for p, v in self.agreement.items()},
-                "ensemble_accuracy": self.ensemble_accuracy, "dataset": self.dataset, "notes": self.notes}
+        return {
+            "names": self.names,
+            "layers": self.layers,
+            "sparsity": self.sparsity,
+            "effective": self.effective,
+            "jaccard": {key(p): v for p, v in self.jaccard.items()},
+            "hamming": {key(p): v for p, v in self.hamming.items()},
+            "accuracy": self.accuracy,
+            "agreement": {key(p): v for p, v in self.agreement.items()},
+            "ensemble_accuracy": self.ensemble_accuracy,
+            "dataset": self.dataset,
+            "notes": self.notes,
+        }
 
 
 def dataset_of(descs: list[Description], names: list[str], dataset: str | None = None) -> tuple[str, list[str]]:
@@ -134,8 +145,9 @@ def dataset_of(descs: list[Description], names: list[str], dataset: str | None =
     return picks[0][0], [note for _, note in picks if note]
 
 
-def predictions(descs: list[Description], dataset: str, data_dir: Path | None = None,
-                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predictions(
+    descs: list[Description], dataset: str, data_dir: Path | None = None, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(softmax outputs of shape (networks, examples, classes), labels) on the test split of ``dataset``; each
     network gets the raw images normalised as its data contract says (no record: the dataset's own way)."""
     import torch
@@ -153,12 +165,19 @@ def predictions(descs: list[Description], dataset: str, data_dir: Path | None = 
             stats = d.data or data.info(dataset)
             x = data.normalise(raw, stats.mean, stats.std)
             model = to_module(d)
-            probs.append(torch.cat([model(x[i:i + 1000]).softmax(1) for i in range(0, len(x), 1000)]).numpy())
+            probs.append(torch.cat([model(x[i : i + 1000]).softmax(1) for i in range(0, len(x), 1000)]).numpy())
     return np.stack(probs), y.numpy()
 
 
-def compare(descs: list[Description], names: list[str], *, predict: bool = True, dataset: str | None = None,
-            data_dir: Path | None = None, limit: int | None = None) -> Comparison:
+def compare(
+    descs: list[Description],
+    names: list[str],
+    *,
+    predict: bool = True,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+) -> Comparison:
     if len(descs) < 2:
         raise SpecError("compare needs at least two networks")
     check_same_architecture(descs, names)
@@ -166,10 +185,14 @@ def compare(descs: list[Description], names: list[str], *, predict: bool = True,
     masks = [{k: keep_mask(c) for k, c in d.tensors.items()} for d in descs]
     pairs = list(itertools.combinations(range(len(descs)), 2))
     sparsity = [1.0 - sum(int(m.sum()) for m in ms.values()) / sum(m.size for m in ms.values()) for ms in masks]
-    res = Comparison(names=list(names), layers=layers, sparsity=sparsity,
-                     effective=[effective_sparsity(d) for d in descs],
-                     jaccard={(i, j): [jaccard_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs},
-                     hamming={(i, j): [hamming_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs})
+    res = Comparison(
+        names=list(names),
+        layers=layers,
+        sparsity=sparsity,
+        effective=[effective_sparsity(d) for d in descs],
+        jaccard={(i, j): [jaccard_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs},
+        hamming={(i, j): [hamming_distance(masks[i][k], masks[j][k]) for k in layers] for i, j in pairs},
+    )
     if predict:
         res.dataset, res.notes = dataset_of(descs, names, dataset)
         probs, y = predictions(descs, res.dataset, data_dir, limit)

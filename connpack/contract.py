@@ -10,6 +10,7 @@ the record adds the dataset name, the raw value range, the per-channel mean/std 
 Commands never guess a dataset: ``dataset_for`` gives the recorded one, or the one asked for (with a note
 when they differ), or refuses. Nothing here imports torch; the dataset registry is connpack.data.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,11 +34,11 @@ def _number(x) -> bool:
 class DataContract:
     """What the network expects as input, and what its outputs mean."""
 
-    dataset: str                               # registry name (connpack.data), or a user's name for imports
-    mean: tuple[float, ...]                    # per input channel, subtracted from the raw input
-    std: tuple[float, ...]                     # per input channel (> 0), divides after the subtraction
-    range: tuple[float, float] | None = None   # raw input value range [lo, hi]; None: not recorded
-    classes: tuple[str, ...] | None = None     # output names in logit order; None: not recorded
+    dataset: str  # registry name (connpack.data), or a user's name for imports
+    mean: tuple[float, ...]  # per input channel, subtracted from the raw input
+    std: tuple[float, ...]  # per input channel (> 0), divides after the subtraction
+    range: tuple[float, float] | None = None  # raw input value range [lo, hi]; None: not recorded
+    classes: tuple[str, ...] | None = None  # output names in logit order; None: not recorded
 
     def __post_init__(self):
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
@@ -59,8 +60,9 @@ class DataContract:
             return "mean values must be finite numbers"
         if not all(math.isfinite(v) and v > 0 for v in self.std):
             return "std values must be finite numbers > 0"
-        if self.range is not None and not (len(self.range) == 2 and all(math.isfinite(v) for v in self.range)
-                                           and self.range[0] < self.range[1]):
+        if self.range is not None and not (
+            len(self.range) == 2 and all(math.isfinite(v) for v in self.range) and self.range[0] < self.range[1]
+        ):
             return f"range {self.range} is not two finite numbers lo < hi"
         if self.classes is not None and not all(_printable(c) for c in self.classes):
             return f"class names must be 1-{MAX_NAME_BYTES} bytes of printable text"
@@ -69,8 +71,10 @@ class DataContract:
     def fits(self, in_shape, num_classes: int) -> None:
         """Refuse (SpecError) a record that does not fit the architecture's input channels / class count."""
         if len(self.mean) != int(in_shape[0]):
-            raise SpecError(f"data record has {len(self.mean)} mean/std value(s); the network takes "
-                            f"{int(in_shape[0])} input channel(s)")
+            raise SpecError(
+                f"data record has {len(self.mean)} mean/std value(s); the network takes "
+                f"{int(in_shape[0])} input channel(s)"
+            )
         if self.classes is not None and len(self.classes) != int(num_classes):
             raise SpecError(f"data record names {len(self.classes)} classes; the network has {num_classes} outputs")
 
@@ -113,9 +117,13 @@ def from_meta(obj, in_shape, num_classes: int) -> DataContract:
     if not isinstance(obj["dataset"], str):
         raise FormatError("meta.data.dataset must be a string")
     try:
-        c = DataContract(obj["dataset"], tuple(obj["mean"]), tuple(obj["std"]),
-                         tuple(obj["range"]) if "range" in obj else None,
-                         tuple(obj["classes"]) if "classes" in obj else None)
+        c = DataContract(
+            obj["dataset"],
+            tuple(obj["mean"]),
+            tuple(obj["std"]),
+            tuple(obj["range"]) if "range" in obj else None,
+            tuple(obj["classes"]) if "classes" in obj else None,
+        )
         c.fits(in_shape, num_classes)
     except SpecError as e:
         raise FormatError(f"meta.data: {str(e).removeprefix('data record: ')}") from None
@@ -138,8 +146,9 @@ def contract_of(meta: dict) -> DataContract | None:
     return from_meta(meta["data"], model.in_shape, model.num_classes)
 
 
-def dataset_for(contract: DataContract | dict | None, override: str | None,
-                what: str = "the network") -> tuple[str, str | None]:
+def dataset_for(
+    contract: DataContract | dict | None, override: str | None, what: str = "the network"
+) -> tuple[str, str | None]:
     """(dataset to evaluate on, a note to print or None). Never a guess.
 
     ``contract``: a DataContract, a .cpk metadata object ``m`` (read with ``contract_of``), or None.
@@ -156,6 +165,8 @@ def dataset_for(contract: DataContract | dict | None, override: str | None,
             return override, f"{what} was trained on {contract.dataset}; evaluating on {override} as asked"
         return override, None
     if contract is None:
-        raise SpecError(f"{what} records no dataset (written before connpack recorded it, or imported without "
-                        "--dataset): give --dataset NAME")
+        raise SpecError(
+            f"{what} records no dataset (written before connpack recorded it, or imported without "
+            "--dataset): give --dataset NAME"
+        )
     return contract.dataset, None

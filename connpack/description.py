@@ -14,6 +14,7 @@ A TensorCode says how the effective weight W is obtained from the generated weig
 Trainers produce a Description, pack codes it, unpack decodes it, exporters materialise it.
 Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,10 +40,10 @@ USES_GENERATED = ("mask", "flip")
 class TensorCode:
     kind: str
     shape: tuple[int, ...]
-    bits: np.ndarray | None = None      # mask (mask/ternary/values) or flip bits (flip), bool, full shape
-    signs: np.ndarray | None = None     # ternary: bool over the kept weights in C order, True = positive
+    bits: np.ndarray | None = None  # mask (mask/ternary/values) or flip bits (flip), bool, full shape
+    signs: np.ndarray | None = None  # ternary: bool over the kept weights in C order, True = positive
     centroids: tuple[float, float] | None = None  # ternary: (c_neg, c_pos), float32 values
-    values: np.ndarray | None = None    # values: kept values (1-D); dense: full array
+    values: np.ndarray | None = None  # values: kept values (1-D); dense: full array
 
     def __post_init__(self):
         self.shape = tuple(int(s) for s in self.shape)
@@ -80,8 +81,9 @@ class TensorCode:
                 raise SpecError(f"{self.kind} tensor needs the generated weight of shape {self.shape}")
             w = generated if inplace and generated.dtype == np.float32 else generated.astype(np.float32)
             if rng.kernel() is not None and w.flags.c_contiguous:  # one compiled pass, the same bits as below
-                rng.kernel().apply(w.reshape(-1), np.ascontiguousarray(self.bits).reshape(-1).view(np.uint8),
-                                   self.kind == "flip")
+                rng.kernel().apply(
+                    w.reshape(-1), np.ascontiguousarray(self.bits).reshape(-1).view(np.uint8), self.kind == "flip"
+                )
                 return w
             if self.kind == "mask":  # +0.0 where pruned
                 np.copyto(w, np.float32(0), where=~self.bits)
@@ -102,10 +104,10 @@ class TensorCode:
 @dataclass
 class Description:
     spec: NetworkSpec
-    tensors: dict[str, TensorCode]               # connectivity-bearing weights, in tensor-index order
+    tensors: dict[str, TensorCode]  # connectivity-bearing weights, in tensor-index order
     dense: dict[str, np.ndarray] = field(default_factory=dict)  # biases, batch-norm statistics, ...
     weight_hashes: dict[str, str] = field(default_factory=dict)  # rng.tensor_hash of each generated weight
-    data: DataContract | None = None             # the dataset and input preparation (None: not recorded)
+    data: DataContract | None = None  # the dataset and input preparation (None: not recorded)
     # the hash-checked state_dict and the hashes it was checked against, kept after the first verified call: a
     # reader checks every weight before it imports anything heavy, and the exporters reuse the checked tensors
     _checked: tuple[dict, dict] | None = field(default=None, init=False, repr=False, compare=False)
@@ -137,10 +139,16 @@ class Description:
         is being made while tensor i is hashed. With ``verify`` a weight whose hash differs raises
         WeightHashError before it is yielded (at most one chunk of the next tensor was made by then)."""
         init_of, seed = self.spec.init_for, self.spec.rng.seed
-        gen = [(index, name, code.shape) for index, (name, code) in enumerate(self.tensors.items())
-               if code.kind in USES_GENERATED]
-        jobs = [(index, name, shape, a, min(math.prod(shape), a + _HASH_CHUNK))
-                for index, name, shape in gen for a in range(0, math.prod(shape), _HASH_CHUNK)]
+        gen = [
+            (index, name, code.shape)
+            for index, (name, code) in enumerate(self.tensors.items())
+            if code.kind in USES_GENERATED
+        ]
+        jobs = [
+            (index, name, shape, a, min(math.prod(shape), a + _HASH_CHUNK))
+            for index, name, shape in gen
+            for a in range(0, math.prod(shape), _HASH_CHUNK)
+        ]
         bufs: dict[int, np.ndarray] = {}
 
         def make(job):

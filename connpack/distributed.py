@@ -11,6 +11,7 @@ Float addition is not associative, so the summed gradients may differ by an ulp 
 within that distance of its threshold (0 for prune/flip, the k-th largest |score| for edge-popup) can end
 on the other side. tests/test_distributed.py measures how close the two stay.
 """
+
 from __future__ import annotations
 
 import os

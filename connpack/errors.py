@@ -3,6 +3,7 @@
 Every failure a user can cause is a ``ConnpackError``; the CLI prints ``str(err)`` on one line and exits
 with ``err.exit_code`` (one code per class of failure). Anything else is a bug and exits 70.
 """
+
 from __future__ import annotations
 
 

@@ -5,6 +5,7 @@ metadata_props), or the one asked for (then ``EvalResult.note`` names both); nev
 what it takes: raw input when it normalises itself, else the input normalised by the recorded mean/std (a
 graph with no record: by the asked dataset's own mean/std, as connpack trained it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class EvalResult:
     examples: int
     correct: int
     trained_on: str | None = None  # the recorded dataset (None: not recorded)
-    note: str | None = None        # "trained on X; evaluating on Y as asked" when they differ
+    note: str | None = None  # "trained on X; evaluating on Y as asked" when they differ
 
     @property
     def accuracy(self) -> float:
@@ -44,7 +45,9 @@ def load_onnx(path: str | Path, *, max_weights: int | None = None) -> onnx.Model
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as e:
-        raise InputFileError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise InputFileError(
+            f"{path}: not a valid ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     return proto
 
 
@@ -64,15 +67,23 @@ def check_classifier(proto: onnx.ModelProto) -> None:
     inits = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
     if len(inputs) != 1 or not proto.graph.output:
-        raise InputFileError(f"the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; eval needs "
-                             "one image input and a (batch, classes) output")
+        raise InputFileError(
+            f"the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; eval needs "
+            "one image input and a (batch, classes) output"
+        )
     t = inputs[0].type.tensor_type
     if t.elem_type != onnx.TensorProto.FLOAT or len(t.shape.dim) != 4:
         raise InputFileError("the graph's input is not a float32 (N, C, H, W) tensor; eval feeds float32 images")
 
 
-def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path | None = None,
-             limit: int | None = None, batch: int = 1000, what: str = "the network") -> EvalResult:
+def evaluate(
+    proto: onnx.ModelProto,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    batch: int = 1000,
+    what: str = "the network",
+) -> EvalResult:
     """Accuracy of ``proto`` on the test split of its recorded dataset, or of ``dataset`` when asked
     (read in batches: imagefolder:DIR is streamed from disk)."""
     from connpack.contract import dataset_for
@@ -84,8 +95,9 @@ def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path 
     want = tuple(d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:])
     shape = tuple(data.info(name, want[-1] if len(want) == 3 and want[-1] > 0 else 224).in_shape)
     if want and want != shape:
-        raise SpecError(f"{note + ', but ' if note else ''}model input {want} does not fit dataset '{name}' "
-                        f"images {shape}")
+        raise SpecError(
+            f"{note + ', but ' if note else ''}model input {want} does not fit dataset '{name}' images {shape}"
+        )
     split = data.open_split(name, "test", data_dir, limit, image_size=shape[-1], raw=True)
     stats = None
     if takes == "normalised":
@@ -100,8 +112,10 @@ def evaluate(proto: onnx.ModelProto, dataset: str | None = None, data_dir: Path 
             out = sess.run(None, {input_name: xb.numpy()})[0]
             n = len(yb)
             if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[0] != n:
-                raise InputFileError(f"the graph's first output has shape {getattr(out, 'shape', None)} for a batch "
-                                     f"of {n}; eval needs (batch, classes) scores")
+                raise InputFileError(
+                    f"the graph's first output has shape {getattr(out, 'shape', None)} for a batch "
+                    f"of {n}; eval needs (batch, classes) scores"
+                )
             correct += int((np.argmax(out, axis=1) == yb.numpy()).sum())
     except (InputFileError, DataError):
         raise

@@ -8,6 +8,7 @@
 - ``shown``: user-controlled text (paths, strings read from files) made safe for a terminal: control
   characters written as escapes (``\\x1b``), so no escape sequence reaches the terminal raw.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,15 @@ def regular_file(path: str | os.PathLike, error: type[ConnpackError] = InputFile
     if stat.S_ISDIR(mode):
         raise error(f"{shown(p)}: is a directory, not a file")
     if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
-            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
         raise error(f"{shown(p)}: {kind}, not a regular file (refused: it could block or never end)")
     return p
 
@@ -70,6 +78,8 @@ def check_outputs(inputs: Iterable[str | os.PathLike | None], outputs: Iterable[
         for label, others in (("the input", ins), ("another output", seen)):
             for other, oid in others:
                 if ident[0] == oid[0] or (ident[1] is not None and ident[1] == oid[1]):
-                    raise SpecError(f"output {shown(out)} is {label} {shown(other)} (same file): refused, "
-                                    "it would be overwritten; choose another output path")
+                    raise SpecError(
+                        f"output {shown(out)} is {label} {shown(other)} (same file): refused, "
+                        "it would be overwritten; choose another output path"
+                    )
         seen.append((out, ident))

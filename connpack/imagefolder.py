@@ -13,6 +13,7 @@ for every dataset), and each training image's augmentation draws from a generato
 index), so a run gives the same batches whatever the number of workers or ranks, and a resumed run replays
 the interrupted one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ def is_imagefolder(name: str) -> bool:
 
 
 def root_of(name: str) -> Path:
-    root = Path(name[len(PREFIX):])
+    root = Path(name[len(PREFIX) :])
     if not str(root):
         raise SpecError("--dataset imagefolder:DIR needs a folder")
     return root
@@ -42,8 +43,9 @@ def split_dir(root: Path, split: str) -> Path:
     else:
         folder = root / "val" if (root / "val").is_dir() else root / "test"
     if not folder.is_dir():
-        raise DataError(f"{root}: no {folder.name}/ folder (ImageFolder layout: {root}/train/<class>/..., "
-                        f"{root}/val/<class>/...)")
+        raise DataError(
+            f"{root}: no {folder.name}/ folder (ImageFolder layout: {root}/train/<class>/..., {root}/val/<class>/...)"
+        )
     return folder
 
 
@@ -74,8 +76,9 @@ class Folder:
     """One split, a map-style dataset for torch's DataLoader. Items are keyed by index, or by (index, epoch)
     for training (the augmentation's seed)."""
 
-    def __init__(self, root: Path, split: str, size: int = 224, seed: int = 0, limit: int | None = None,
-                 raw: bool = False):
+    def __init__(
+        self, root: Path, split: str, size: int = 224, seed: int = 0, limit: int | None = None, raw: bool = False
+    ):
         from torchvision import transforms as T
 
         self.train = split == "train"

@@ -13,6 +13,7 @@ weight (each Conv2d/Linear weight of the architecture) becomes a TensorCode of k
 (from ``*_mask`` when present, else ``W != 0``) and the kept values in C order — and every other tensor
 (biases, batch norm) is kept dense, as it is, except batch norm's ``num_batches_tracked`` counter. The spec records the architecture with method "import".
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
@@ -35,9 +36,13 @@ ORIG, MASK = "_orig", "_mask"
 
 # ------------------------------------------------------------------------------------------- reading input
 
+
 def _is_tensor_dict(obj) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def extract_state_dict(obj, source: str = "input") -> dict[str, torch.Tensor]:
@@ -49,10 +54,12 @@ def extract_state_dict(obj, source: str = "input") -> dict[str, torch.Tensor]:
     if sd is None and isinstance(obj, Mapping):
         sd = next((obj[k] for k in CHECKPOINT_KEYS if _is_tensor_dict(obj.get(k))), None)
     if sd is None:
-        raise InputFileError(f"{source}: not a connpack model file nor a state_dict of tensors "
-                             f"(or a checkpoint with one under {', '.join(CHECKPOINT_KEYS)})")
+        raise InputFileError(
+            f"{source}: not a connpack model file nor a state_dict of tensors "
+            f"(or a checkpoint with one under {', '.join(CHECKPOINT_KEYS)})"
+        )
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return dict(sd)
 
 
@@ -80,7 +87,9 @@ def merge_pruned(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
             name = key[: -len(ORIG)]
             mask = sd[name + MASK]
             if mask.shape != value.shape:
-                raise InputFileError(f"'{name}{MASK}' has shape {tuple(mask.shape)} but '{key}' has {tuple(value.shape)}")
+                raise InputFileError(
+                    f"'{name}{MASK}' has shape {tuple(mask.shape)} but '{key}' has {tuple(value.shape)}"
+                )
             out[name] = value * mask
             masks[name] = mask != 0
         else:
@@ -89,6 +98,7 @@ def merge_pruned(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
 
 
 # ---------------------------------------------------------------------------------- architecture matching
+
 
 def _shape(t) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape)
@@ -134,8 +144,11 @@ def candidate_specs(arch: str, sd: Mapping[str, torch.Tensor], in_shape: tuple |
         shapes = [in_shape or (channels or 3, *TORCHVISION_IN_SHAPE[1:])]
         knobs = [(False, "none")]
     else:
-        shapes = [in_shape] if in_shape else ([(channels, 28, 28), (channels, 32, 32)] if channels
-                                              else [(1, 28, 28), (3, 32, 32)])
+        shapes = (
+            [in_shape]
+            if in_shape
+            else ([(channels, 28, 28), (channels, 32, 32)] if channels else [(1, 28, 28), (3, 32, 32)])
+        )
         knobs = [(bias, bn) for bias in (False, True) for bn in ("none", "affine", "frozen")]
     for shape in shapes:
         for bias, bn in knobs:
@@ -149,12 +162,17 @@ def candidate_specs(arch: str, sd: Mapping[str, torch.Tensor], in_shape: tuple |
             width = 1.0
             if first is not None and not arch.startswith("torchvision:"):  # connpack's width multiplier
                 width = int(first.shape[0]) / int(layers[0][1].weight.shape[0])
-            yield ModelSpec(arch=arch, in_shape=shape, num_classes=max(2, classes), width=width, bias=bias,
-                            batchnorm=bn)
+            yield ModelSpec(
+                arch=arch, in_shape=shape, num_classes=max(2, classes), width=width, bias=bias, batchnorm=bn
+            )
 
 
-def match_architecture(sd: Mapping[str, torch.Tensor], arch: str | ModelSpec | None = None,
-                       in_shape: tuple | None = None, source: str = "input") -> ModelSpec:
+def match_architecture(
+    sd: Mapping[str, torch.Tensor],
+    arch: str | ModelSpec | None = None,
+    in_shape: tuple | None = None,
+    source: str = "input",
+) -> ModelSpec:
     """The ModelSpec whose tensors have exactly the names and shapes of ``sd`` (effective tensors).
 
     With ``arch`` a name, its candidate specs are tried and a mismatch raises InputFileError naming the
@@ -177,8 +195,10 @@ def match_architecture(sd: Mapping[str, torch.Tensor], arch: str | ModelSpec | N
             if problem is None:
                 return spec
             first_problem = first_problem or problem
-        raise InputFileError(f"{source}: does not match architecture '{arch}': "
-                             f"{first_problem or f'input shape {in_shape} does not fit it'}")
+        raise InputFileError(
+            f"{source}: does not match architecture '{arch}': "
+            f"{first_problem or f'input shape {in_shape} does not fit it'}"
+        )
     found = []
     for name in models.names():
         for spec in candidate_specs(name, sd, in_shape):
@@ -189,16 +209,22 @@ def match_architecture(sd: Mapping[str, torch.Tensor], arch: str | ModelSpec | N
             except SpecError:
                 continue
     if len(found) != 1:
-        what = "no registered architecture" if not found else f"several architectures ({', '.join(s.arch for s in found)})"
-        raise InputFileError(f"{source}: not a connpack model file, and its tensors match {what}; "
-                             f"name the architecture (--arch, e.g. torchvision:resnet18)")
+        what = (
+            "no registered architecture" if not found else f"several architectures ({', '.join(s.arch for s in found)})"
+        )
+        raise InputFileError(
+            f"{source}: not a connpack model file, and its tensors match {what}; "
+            f"name the architecture (--arch, e.g. torchvision:resnet18)"
+        )
     return found[0]
 
 
 # ------------------------------------------------------------------------------------------- description
 
-def describe(obj, *, arch: str | ModelSpec | None = None, in_shape: tuple | None = None,
-             source: str = "input") -> Description:
+
+def describe(
+    obj, *, arch: str | ModelSpec | None = None, in_shape: tuple | None = None, source: str = "input"
+) -> Description:
     """A Description of a sparse PyTorch model: an nn.Module, a state_dict or a checkpoint dict.
 
     Connectivity-bearing weights -> kind "values" (mask + kept float32 values); everything else dense.
@@ -206,8 +232,9 @@ def describe(obj, *, arch: str | ModelSpec | None = None, in_shape: tuple | None
     raw = extract_state_dict(obj, source)
     for key, value in raw.items():  # a cast to float32 would drop the imaginary part without a word
         if value.is_complex():
-            raise InputFileError(f"{source}: tensor '{key}' is complex ({value.dtype}): connpack packs real "
-                                 "tensors only")
+            raise InputFileError(
+                f"{source}: tensor '{key}' is complex ({value.dtype}): connpack packs real tensors only"
+            )
     pruned = is_torch_pruned(raw)
     sd, masks = merge_pruned(raw)
     model = match_architecture(sd, arch, in_shape, source)
@@ -219,7 +246,10 @@ def describe(obj, *, arch: str | ModelSpec | None = None, in_shape: tuple | None
         mask = masks[key].cpu().numpy() if key in masks else w != 0
         tensors[key] = TensorCode("values", w.shape, bits=np.ascontiguousarray(mask), values=w[mask])
     # num_batches_tracked is a training counter (no effect on the function); trainers drop it too
-    dense = {key: sd[key].detach().cpu().contiguous().numpy().copy() for key in skeleton.state_dict()
-             if key not in tensors and key in sd and not key.endswith("num_batches_tracked")}
+    dense = {
+        key: sd[key].detach().cpu().contiguous().numpy().copy()
+        for key in skeleton.state_dict()
+        if key not in tensors and key in sd and not key.endswith("num_batches_tracked")
+    }
     hparams = {"source": "torch.nn.utils.prune" if pruned else "state_dict"}
     return Description(NetworkSpec(model=model, method="import", hparams=hparams), tensors, dense)

@@ -12,6 +12,7 @@ All three gates use the straight-through estimator: the backward pass treats the
 A materialised layer (``mode == "dense"`` with the effective weight copied in) is a plain nn.Linear /
 nn.Conv2d, which is what the exporters see.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,15 @@ except ImportError:  # not built (no C compiler): the torch code below
 def _compiled(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether connpack._gatec can take these tensors (built; CPU, float32, contiguous). Written out, not as a
     loop: it runs twice per layer and step, where a generator expression cost ~5 us."""
-    return (_COMPILED is not None and a.dtype == torch.float32 and b.dtype == torch.float32 and a.is_cpu and b.is_cpu
-            and a.is_contiguous() and b.is_contiguous())
+    return (
+        _COMPILED is not None
+        and a.dtype == torch.float32
+        and b.dtype == torch.float32
+        and a.is_cpu
+        and b.is_cpu
+        and a.is_contiguous()
+        and b.is_contiguous()
+    )
 
 
 def _score_grad(layer, gw: torch.Tensor, w: torch.Tensor, t: torch.Tensor | None, owned: bool = True) -> torch.Tensor:
@@ -117,7 +125,9 @@ class _GatedLinearCUDA(_GatedLinear):
     backward = staticmethod(torch.amp.custom_bwd(_GatedLinear.backward, device_type="cuda"))
 
 
-def gated_weight(w: torch.Tensor, t: torch.Tensor, mode: str, k: float = 1.0, state: dict | None = None) -> torch.Tensor:
+def gated_weight(
+    w: torch.Tensor, t: torch.Tensor, mode: str, k: float = 1.0, state: dict | None = None
+) -> torch.Tensor:
     """w * g(t) (no gradient): prune 1[t > 0], flip +1 (t >= 0) / -1, topk 1 on the top k of |t|."""
     buf = torch.empty_like(w)
     if mode in ("prune", "flip") and _compiled(w, t):

@@ -7,6 +7,7 @@ connected -- the first layer's density per input pixel as an image (which pixels
 mask to the previous iteration's. matplotlib is optional (``pip install 'connpack[plot]'``); PNGs are
 written atomically. Reads only Descriptions (artifacts), never a trainer.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,11 @@ def pixel_density(bits: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray | N
 
 
 def _layers(desc: Description) -> list[tuple[str, str, np.ndarray]]:
-    return [(name, code.kind, np.asarray(code.bits, dtype=bool)) for name, code in desc.tensors.items()
-            if code.kind in BIT_KINDS and code.bits is not None]
+    return [
+        (name, code.kind, np.asarray(code.bits, dtype=bool))
+        for name, code in desc.tensors.items()
+        if code.kind in BIT_KINDS and code.bits is not None
+    ]
 
 
 def masks_figure(desc: Description, path: str | Path, title: str = "") -> int:
@@ -109,8 +113,13 @@ def iterations_figure(masks: list[dict[str, np.ndarray]], path: str | Path, titl
     its = np.arange(len(masks))
     for name in masks[0]:
         left.plot(its, [m[name].mean() for m in masks], marker="o", ms=3, label=name)
-        right.plot(its[1:], [jaccard_distance(a[name], b[name]) for a, b in zip(masks, masks[1:])],
-                   marker="o", ms=3, label=name)
+        right.plot(
+            its[1:],
+            [jaccard_distance(a[name], b[name]) for a, b in zip(masks, masks[1:])],
+            marker="o",
+            ms=3,
+            label=name,
+        )
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     left.set_yscale("log")

@@ -15,6 +15,7 @@ The tensor index "i" (the RNG stream of the tensor's generated weight, connpack.
 the header is canonical JSON with sorted keys, so the order of "t" is the names' sort order, not the model's.
 Normative text: formats/cpk.md section 7.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,16 @@ import numpy as np
 from connpack import contract, formats, rng
 from connpack import values as vq
 from connpack.description import KINDS, USES_GENERATED, Description, TensorCode
-from connpack.errors import (ConnpackError, FormatError, InputFileError, ShapeMismatchError, SizeOverflowError, SpecError,
-                             UnknownFieldError, WeightHashError)
+from connpack.errors import (
+    ConnpackError,
+    FormatError,
+    InputFileError,
+    ShapeMismatchError,
+    SizeOverflowError,
+    SpecError,
+    UnknownFieldError,
+    WeightHashError,
+)
 from connpack.specs import InitSpec, ModelSpec, NetworkSpec, RngSpec
 
 VALUE_DTYPES = ("float32", "float16", "bfloat16")
@@ -120,8 +129,17 @@ def _weight_hash(spec: NetworkSpec, name: str, index: int, shape: tuple) -> str:
     return sha.hexdigest()[:16]
 
 
-def _tensor_parts(spec: NetworkSpec, index: int, name: str, code: TensorCode, weight_hash: str | None,
-                  values, codec: str, coded: bool, hints: dict | None = None) -> tuple[dict, dict]:
+def _tensor_parts(
+    spec: NetworkSpec,
+    index: int,
+    name: str,
+    code: TensorCode,
+    weight_hash: str | None,
+    values,
+    codec: str,
+    coded: bool,
+    hints: dict | None = None,
+) -> tuple[dict, dict]:
     """(meta entry, {section name: array}) of one tensor (cpk.md 7.2); with ``coded`` the sections are
     formats.Section payloads, coded here, so that the bits' |G| order trial codes each candidate once.
     ``values``: see to_container; ``hints`` receives the Container.codecs hints of uncoded sections."""
@@ -191,8 +209,9 @@ def _parts(desc: Description, values, codec: str, coded: bool, hints: dict | Non
     meta_t = meta["t"]
     yield meta
     for index, (name, code) in enumerate(desc.tensors.items()):
-        entry, parts = _tensor_parts(desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded,
-                                     hints)
+        entry, parts = _tensor_parts(
+            desc.spec, index, name, code, desc.weight_hashes.get(name), values, codec, coded, hints
+        )
         meta_t[name] = entry
         yield from parts.items()
     for name, v in desc.dense.items():
@@ -212,8 +231,10 @@ def _dense_parts(name: str, v, values, codec: str, coded: bool, hints: dict | No
     if not coded:
         hints[name] = ("qans",)
         return [(f"{name}:q", how.steps), (name, q)]
-    return [(f"{name}:q", formats.encode_section(f"{name}:q", how.steps, codec)),
-            (name, formats.encode_section(name, q, codec, extra=("qans",)))]
+    return [
+        (f"{name}:q", formats.encode_section(f"{name}:q", how.steps, codec)),
+        (name, formats.encode_section(name, q, codec, extra=("qans",))),
+    ]
 
 
 def to_container(desc: Description, values="float32", codec: str = "auto") -> formats.Container:
@@ -238,8 +259,7 @@ VALUE_CODES = ("f4", "f2", "bf16", "i4")  # dtypes of a values tensor's ":v" sec
 
 META_KEYS = ("spec", "t")  # required; "data" (the data contract, cpk.md 7.9) is optional
 ENTRY_KEYS = ("c", "h", "i", "k", "o")
-SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec,
-             "hparams": None}
+SPEC_KEYS = {"model": ModelSpec, "rng": RngSpec, "init": InitSpec, "method": None, "inits": InitSpec, "hparams": None}
 
 
 def _known_fields(obj, allowed, where: str) -> None:
@@ -275,12 +295,21 @@ def _is_shape3(x) -> bool:
 
 # JSON type of every field of cpk.md 7.1 (the value ranges are the spec dataclasses' own checks)
 FIELD_TYPES = {
-    "model": {"arch": (str, "a string"), "in_shape": (_is_shape3, "a list of 3 integers"),
-              "num_classes": (_is_int, "an integer"), "width": (_is_number, "a number"),
-              "bias": (bool, "true or false"), "batchnorm": (str, "a string")},
+    "model": {
+        "arch": (str, "a string"),
+        "in_shape": (_is_shape3, "a list of 3 integers"),
+        "num_classes": (_is_int, "an integer"),
+        "width": (_is_number, "a number"),
+        "bias": (bool, "true or false"),
+        "batchnorm": (str, "a string"),
+    },
     "rng": {"seed": (_is_int, "an integer"), "algorithm": (str, "a string")},
-    "init": {"dist": (str, "a string"), "p_positive": (_is_number, "a number"), "scale": (_is_number, "a number"),
-             "gain": (_is_number, "a number")},
+    "init": {
+        "dist": (str, "a string"),
+        "p_positive": (_is_number, "a number"),
+        "scale": (_is_number, "a number"),
+        "gain": (_is_number, "a number"),
+    },
     "hparams": {"k": (_is_number, "a number")},
 }
 
@@ -347,18 +376,19 @@ def _entries(meta) -> list[tuple[str, dict]]:
             raise FormatError(f"tensor {name!r}: index {index!r:.40} is not an integer")
         h = e.get("h")
         if (h is None and kind in USES_GENERATED) or (h is not None and kind not in (*USES_GENERATED, "values")):
-            raise FormatError(f"tensor {name!r}: a weight hash belongs to mask/flip tensors (which need one) and to "
-                              "seed-predicted values only")
+            raise FormatError(
+                f"tensor {name!r}: a weight hash belongs to mask/flip tensors (which need one) and to "
+                "seed-predicted values only"
+            )
         if h is not None and (not isinstance(h, str) or len(h) != 16 or h.strip("0123456789abcdef")):
             raise FormatError(f"tensor {name!r}: weight hash {h!r:.40} is not 16 lowercase hex digits")
         cen = e.get("c")
         if (cen is not None) != (kind == "ternary"):
             raise FormatError(f"tensor {name!r}: centroids belong to ternary tensors only, and they need them")
-        if cen is not None and not (isinstance(cen, list) and len(cen) == 2 and all(
-                _is_float32(x) for x in cen)):
+        if cen is not None and not (isinstance(cen, list) and len(cen) == 2 and all(_is_float32(x) for x in cen)):
             raise FormatError(f"tensor {name!r}: centroids {cen!r:.60} are not two float32 numbers")
         if "o" in e and (e["o"] != "g" or kind == "dense"):
-            raise FormatError(f"tensor {name!r}: order {e['o']!r:.20} invalid (\"g\", on bit sections only)")
+            raise FormatError(f'tensor {name!r}: order {e["o"]!r:.20} invalid ("g", on bit sections only)')
         out.append((name, e))
     out.sort(key=lambda ne: ne[1]["i"])
     if [e["i"] for _, e in out] != list(range(len(out))):
@@ -387,9 +417,11 @@ def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], di
     sees them (an input, a class count or a squared width larger than the budget)."""
     m = spec.model  # every architecture has at least width**2 weights (two hidden layers scaled by it)
     if math.prod(m.in_shape) > max_weights or m.num_classes > max_weights or m.width > math.sqrt(max_weights):
-        raise SizeOverflowError(f"model {m.arch!r} (in_shape {list(m.in_shape)!s:.60}, num_classes "
-                                f"{m.num_classes!s:.30}, width {m.width:.6g}) exceeds the budget of {max_weights} "
-                                "weights (--max-weights)")
+        raise SizeOverflowError(
+            f"model {m.arch!r} (in_shape {list(m.in_shape)!s:.60}, num_classes "
+            f"{m.num_classes!s:.30}, width {m.width:.6g}) exceeds the budget of {max_weights} "
+            "weights (--max-weights)"
+        )
     try:
         names, shapes = architecture_shapes(spec)
     except FormatError:
@@ -400,13 +432,19 @@ def _architecture_of(spec: NetworkSpec, max_weights: int) -> tuple[list[str], di
         raise FormatError(f"cannot rebuild the architecture {m.arch!r}: {type(e).__name__}: {e}"[:300]) from None
     total = sum(math.prod(v) for v in shapes.values())
     if total > max_weights:
-        raise SizeOverflowError(f"architecture {m.arch!r} has {total} weights, more than the budget of "
-                                f"{max_weights} (--max-weights)")
+        raise SizeOverflowError(
+            f"architecture {m.arch!r} has {total} weights, more than the budget of {max_weights} (--max-weights)"
+        )
     return names, shapes
 
 
-def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max_weights: int = DEFAULT_MAX_WEIGHTS,
-                  check: bool = True) -> None:
+def validate_meta(
+    meta,
+    sections: dict[str, tuple[str, tuple[int, ...]]],
+    *,
+    max_weights: int = DEFAULT_MAX_WEIGHTS,
+    check: bool = True,
+) -> None:
     """Every check of cpk.md 7.3.1-7.3.3 that needs no payload, in that order, on the header alone:
     ``sections`` maps each section name to (dtype code, shape) (formats.section_table). Run before any
     section is decoded (formats.decode's ``validate``), so a bad header costs no decoding. With ``check`` the
@@ -436,15 +474,20 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
                 if need and x == ":q" and sub is None:
                     raise FormatError(f"tensor section {name + x!r} is missing")
                 if sub is not None and (not quantised or (x == ":a" and "h" not in e)):
-                    raise FormatError(f"section {name + x!r} belongs to quantised values" +
-                                      (" with a weight hash" if x == ":a" else ""))
+                    raise FormatError(
+                        f"section {name + x!r} belongs to quantised values"
+                        + (" with a weight hash" if x == ":a" else "")
+                    )
                 if sub is not None and sub[0] != "f4":
                     raise FormatError(f"section {name + x!r} has dtype {sub[0]}, expected f4")
             if "h" in e and not (quantised and name + ":a" in sections):
                 raise FormatError(f"tensor {name!r}: a weight hash on values belongs to seed-predicted values only")
-    claimed = {n for n, _ in entries} | {n + x for n, e in entries for x in (":s", ":v", ":q", ":a")
-                                         if (e["k"], x) in (("ternary", ":s"), ("values", ":v"), ("values", ":q"),
-                                                            ("values", ":a"))}
+    claimed = {n for n, _ in entries} | {
+        n + x
+        for n, e in entries
+        for x in (":s", ":v", ":q", ":a")
+        if (e["k"], x) in (("ternary", ":s"), ("values", ":v"), ("values", ":q"), ("values", ":a"))
+    }
     for name, (code, shape) in sections.items():  # dense sections: f4, or i4 indices with a ":q" step (7.2.1)
         if name in claimed:
             continue
@@ -462,20 +505,28 @@ def validate_meta(meta, sections: dict[str, tuple[str, tuple[int, ...]]], *, max
     if not check:
         return
     names, shapes = _architecture_of(spec, max_weights)  # 7.3.3
-    _match_architecture(spec.model.arch, names, shapes, [n for n, _ in entries],
-                        {n: shp for n, (_c, shp) in sections.items() if ":" not in n})
+    _match_architecture(
+        spec.model.arch,
+        names,
+        shapes,
+        [n for n, _ in entries],
+        {n: shp for n, (_c, shp) in sections.items() if ":" not in n},
+    )
     for name, e in entries:  # a :s / :v section holds one element per kept weight: at most the tensor's size
         for x in (":s", ":v"):
             sub = sections.get(name + x)
             if sub is not None and (len(sub[1]) != 1 or sub[1][0] > math.prod(shapes[name])):
-                raise ShapeMismatchError(f"section {name + x!r} has shape {sub[1]}, its tensor keeps at most "
-                                         f"{math.prod(shapes[name])} weights")
+                raise ShapeMismatchError(
+                    f"section {name + x!r} has shape {sub[1]}, its tensor keeps at most "
+                    f"{math.prod(shapes[name])} weights"
+                )
         out_channels = shapes[name][0] if shapes[name] else 1
         for x, ok in ((":q", ((1,), (out_channels,))), (":a", ((1,),))):
             sub = sections.get(name + x)
             if sub is not None and tuple(sub[1]) not in ok:
-                raise ShapeMismatchError(f"section {name + x!r} has shape {tuple(sub[1])}, expected "
-                                         + " or ".join(map(str, ok)))
+                raise ShapeMismatchError(
+                    f"section {name + x!r} has shape {tuple(sub[1])}, expected " + " or ".join(map(str, ok))
+                )
 
 
 def _section(c: formats.Container, name: str, kinds: str, shape: tuple | None = None) -> np.ndarray:
@@ -626,8 +677,9 @@ def _match_architecture(arch: str, names: list, shapes: dict, order: list, found
         raise ShapeMismatchError(f"tensor index {bad} is {got!r}, architecture '{arch}' has {want!r}")
     missing, unexpected = sorted(set(shapes) - set(found)), sorted(set(found) - set(shapes))
     if missing or unexpected:
-        raise ShapeMismatchError(f"tensors do not match architecture '{arch}': "
-                                 f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ShapeMismatchError(
+            f"tensors do not match architecture '{arch}': missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     for key, shape in shapes.items():
         if found[key] != shape:
             raise ShapeMismatchError(f"tensor {key!r} has shape {found[key]}, architecture '{arch}' expects {shape}")
@@ -653,8 +705,19 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values="float
     # two tensors in flight: the coders (zstd, numpy) release the GIL; the sections do not depend on each other
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="connpack-pack") as ex:
         for index, (name, code) in enumerate(desc.tensors.items()):
-            pending.append(ex.submit(lambda *a: (a[2], _tensor_parts(*a)), desc.spec, index, name, code,
-                                     desc.weight_hashes.get(name), values, codec, True))
+            pending.append(
+                ex.submit(
+                    lambda *a: (a[2], _tensor_parts(*a)),
+                    desc.spec,
+                    index,
+                    name,
+                    code,
+                    desc.weight_hashes.get(name),
+                    values,
+                    codec,
+                    True,
+                )
+            )
             if len(pending) >= 2:
                 collect(pending.popleft())
         while pending:
@@ -669,8 +732,10 @@ def pack(desc: Description, path: str | Path, codec: str = "auto", values="float
 
 def validator(max_weights: int = DEFAULT_MAX_WEIGHTS, check: bool = True):
     """``validate_meta`` as the ``validate`` hook of formats.decode / formats.read."""
+
     def validate(meta, sections):
         validate_meta(meta, sections, max_weights=max_weights, check=check)
+
     return validate
 
 

@@ -24,6 +24,7 @@ Ties are broken by position, so exactly the requested number of entries is prune
 ASNI (Damadi et al., Algorithm 1, lines 5-7): ``global_magnitude`` prunes exactly a fraction p of all
 prunable weights, the smallest magnitudes first.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,16 @@ def rule_for(technique: str, is_conv: bool) -> Rule | None:
     return score, kind == "s"
 
 
-def unit_scores(weights: np.ndarray, previous_mask: np.ndarray, score: str, structured: bool, *,
-                seed: int = 0, index: int = 0, iteration: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def unit_scores(
+    weights: np.ndarray,
+    previous_mask: np.ndarray,
+    score: str,
+    structured: bool,
+    *,
+    seed: int = 0,
+    index: int = 0,
+    iteration: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """(scores, alive) per prunable unit: each connection, or each input slice w[:, j, ...] when structured.
 
     Scores of norms are per element (mean |w|, RMS, min |w|) over the kept weights of the unit; random
@@ -107,9 +116,17 @@ def _expand(unit_mask: np.ndarray, shape: tuple[int, ...], structured: bool) -> 
     return np.broadcast_to(view, shape)
 
 
-def compute_mask(weights: np.ndarray, previous_mask: np.ndarray | None = None, *, fraction: float = 0.2,
-                 score: str = "l1", structured: bool = False, seed: int = 0, index: int = 0,
-                 iteration: int = 0) -> np.ndarray:
+def compute_mask(
+    weights: np.ndarray,
+    previous_mask: np.ndarray | None = None,
+    *,
+    fraction: float = 0.2,
+    score: str = "l1",
+    structured: bool = False,
+    seed: int = 0,
+    index: int = 0,
+    iteration: int = 0,
+) -> np.ndarray:
     """One local pruning step of one layer: prune round(fraction * remaining units) more (section 3.1)."""
     check_fraction(fraction)
     weights = np.asarray(weights)
@@ -121,8 +138,16 @@ def compute_mask(weights: np.ndarray, previous_mask: np.ndarray | None = None, *
     return prev & _expand(~cut, weights.shape, structured)
 
 
-def prune_step(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], technique: str, fraction: float = 0.2,
-               scope: str = "local", *, seed: int = 0, iteration: int = 0) -> dict[str, np.ndarray]:
+def prune_step(
+    weights: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray],
+    technique: str,
+    fraction: float = 0.2,
+    scope: str = "local",
+    *,
+    seed: int = 0,
+    iteration: int = 0,
+) -> dict[str, np.ndarray]:
     """One iterative-pruning step over a network's layers (in tensor-index order). 4-D weights are convolutions."""
     check_fraction(fraction)
     if scope not in SCOPES:
@@ -134,8 +159,16 @@ def prune_step(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], tec
         for index, name in enumerate(names):
             if rules[name] is not None:
                 sc, st = rules[name]
-                out[name] = compute_mask(weights[name], out[name], fraction=fraction, score=sc, structured=st,
-                                         seed=seed, index=index, iteration=iteration)
+                out[name] = compute_mask(
+                    weights[name],
+                    out[name],
+                    fraction=fraction,
+                    score=sc,
+                    structured=st,
+                    seed=seed,
+                    index=index,
+                    iteration=iteration,
+                )
         return out
     for rule in sorted({r for r in rules.values() if r is not None}):
         group = [(i, n) for i, n in enumerate(names) if rules[n] == rule]
@@ -145,13 +178,14 @@ def prune_step(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], tec
         cut = lowest(s, alive, round(fraction * int(alive.sum())))
         start = 0
         for (_, n), (ps, _) in zip(group, parts):
-            out[n] &= _expand(~cut[start:start + ps.size], weights[n].shape, rule[1])
+            out[n] &= _expand(~cut[start : start + ps.size], weights[n].shape, rule[1])
             start += ps.size
     return out
 
 
-def global_magnitude(weights: dict[str, np.ndarray], sparsity: float,
-                     previous: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def global_magnitude(
+    weights: dict[str, np.ndarray], sparsity: float, previous: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """ASNI's global threshold (Algorithm 1, lines 6-7): prune exactly round(sparsity * N) of all N weights.
 
     The pruned ones are those of smallest |w| over the whole network; previously pruned weights are pruned
@@ -168,6 +202,6 @@ def global_magnitude(weights: dict[str, np.ndarray], sparsity: float,
     cut = lowest(s, np.ones(s.size, dtype=bool), max(already, round(float(sparsity) * s.size)))
     out, start = {}, 0
     for n, f in zip(names, flat):
-        out[n] = ~cut[start:start + f.size].reshape(np.shape(weights[n]))
+        out[n] = ~cut[start : start + f.size].reshape(np.shape(weights[n]))
         start += f.size
     return out

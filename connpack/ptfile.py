@@ -10,6 +10,7 @@ refused: their storages declare sizes that are allocated before they are read. E
 Writing: ``torch.save`` through a Python file object, so a full disk is an ``OSError`` (ENOSPC) that
 connpack.atomic reports as a file error, not torch's RuntimeError.
 """
+
 from __future__ import annotations
 
 import errno
@@ -32,8 +33,10 @@ def check_zip(path: str | os.PathLike) -> None:
     size = os.stat(path).st_size
     try:
         if not zipfile.is_zipfile(path):
-            raise InputFileError(f"{shown(path)}: not a PyTorch zip file (legacy or foreign .pt files are refused; "
-                                 "re-save it with torch.save in torch >= 1.6)")
+            raise InputFileError(
+                f"{shown(path)}: not a PyTorch zip file (legacy or foreign .pt files are refused; "
+                "re-save it with torch.save in torch >= 1.6)"
+            )
         with zipfile.ZipFile(path) as z:
             declared = sum(max(0, i.file_size) for i in z.infolist())
     except InputFileError:
@@ -42,8 +45,10 @@ def check_zip(path: str | os.PathLike) -> None:
         raise InputFileError(f"{shown(path)}: not a readable PyTorch file ({type(e).__name__}: {e})") from None
     budget = max(MIN_BUDGET, MAX_EXPANSION * size)
     if declared > budget:
-        raise InputFileError(f"{shown(path)}: its zip members declare {declared:,} bytes uncompressed from a "
-                             f"{size:,}-byte file (over the {budget:,}-byte budget: a compression bomb?)")
+        raise InputFileError(
+            f"{shown(path)}: its zip members declare {declared:,} bytes uncompressed from a "
+            f"{size:,}-byte file (over the {budget:,}-byte budget: a compression bomb?)"
+        )
 
 
 def load(path: str | os.PathLike, *, map_location="cpu", what: str = "model file"):
@@ -82,6 +87,8 @@ def save(obj, path: str | os.PathLike) -> None:
                 full = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".").f_bavail == 0
             except OSError:
                 full = False
-            cause = OSError(errno.ENOSPC if full else errno.EIO,
-                            os.strerror(errno.ENOSPC) if full else f"write failed ({str(e).strip()[:120]})")
+            cause = OSError(
+                errno.ENOSPC if full else errno.EIO,
+                os.strerror(errno.ENOSPC) if full else f"write failed ({str(e).strip()[:120]})",
+            )
         raise cause from None

@@ -1,6 +1,7 @@
 """Description length of a packed network: per tensor bits against the order-0 bound; totals against
 float32, zstd-19 of float32 and torch.save (its size computed, torch is not imported). Reads only the .cpk
 artifact."""
+
 from __future__ import annotations
 
 import io
@@ -32,11 +33,11 @@ def entropy_bits(n: int, ones: int) -> float:
 @dataclass(frozen=True)
 class TensorRow:
     name: str
-    kind: str           # mask | flip | ternary-signs | values | dense ...
+    kind: str  # mask | flip | ternary-signs | values | dense ...
     shape: tuple
     elements: int
-    fraction: float | None   # density of ones (kept / flipped), None for non-bit sections
-    codec: str          # the section's codec; "/g" appended when stored in |G| order (cpk.md 7.2)
+    fraction: float | None  # density of ones (kept / flipped), None for non-bit sections
+    codec: str  # the section's codec; "/g" appended when stored in |G| order (cpk.md 7.2)
     bits: int
     bound_bits: float | None
     distortion: float | None = None  # values: estimated relative L2 error of the stored values (see value_distortion)
@@ -60,10 +61,10 @@ class Report:
     file_bytes: int
     header_bytes: int
     rows: tuple[TensorRow, ...]
-    weights: int            # connectivity-bearing weights
-    float32_bytes: int      # 4 bytes per element of the materialised state_dict
-    torch_save_bytes: int   # torch.save of that state_dict (to a buffer), computed: torchsave_size
-    zstd19_bytes: int       # zstd level 19 of the float32 tensors, concatenated
+    weights: int  # connectivity-bearing weights
+    float32_bytes: int  # 4 bytes per element of the materialised state_dict
+    torch_save_bytes: int  # torch.save of that state_dict (to a buffer), computed: torchsave_size
+    zstd19_bytes: int  # zstd level 19 of the float32 tensors, concatenated
     zstd19_estimated: bool = False  # zstd19_bytes scaled from a sample (over ZSTD_EXACT_BYTES of float32)
     k: float | None = None  # edge-popup: the fraction of weights kept per layer
     in_shape: tuple[int, ...] = ()
@@ -83,12 +84,18 @@ class Report:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["rows"] = [dict(asdict(r), bits_per_weight=r.bits_per_weight, ratio_to_bound=r.ratio_to_bound) for r in self.rows]
-        d.update(bound_bits=self.bound_bits, payload_bits=self.payload_bits,
-                 bits_per_weight=self.file_bytes * 8 / max(1, self.weights),
-                 file_over_bound_plus_header=self.file_bytes * 8 / max(1.0, self.bound_bits + 8 * self.header_bytes),
-                 ratio_float32=self.ratio(self.float32_bytes), ratio_torch_save=self.ratio(self.torch_save_bytes),
-                 ratio_zstd19=self.ratio(self.zstd19_bytes))
+        d["rows"] = [
+            dict(asdict(r), bits_per_weight=r.bits_per_weight, ratio_to_bound=r.ratio_to_bound) for r in self.rows
+        ]
+        d.update(
+            bound_bits=self.bound_bits,
+            payload_bits=self.payload_bits,
+            bits_per_weight=self.file_bytes * 8 / max(1, self.weights),
+            file_over_bound_plus_header=self.file_bytes * 8 / max(1.0, self.bound_bits + 8 * self.header_bytes),
+            ratio_float32=self.ratio(self.float32_bytes),
+            ratio_torch_save=self.ratio(self.torch_save_bytes),
+            ratio_zstd19=self.ratio(self.zstd19_bytes),
+        )
         return d
 
 
@@ -119,7 +126,7 @@ def zstd19_size(arrays: list[np.ndarray]) -> tuple[int, bool]:
         while len(piece) < ZSTD_PIECE and pos < total:  # a piece may span the end of one tensor
             i = int(np.searchsorted(starts, pos, side="right")) - 1
             off = pos - int(starts[i])
-            chunk = blobs[i][off:off + ZSTD_PIECE - len(piece)]
+            chunk = blobs[i][off : off + ZSTD_PIECE - len(piece)]
             piece += chunk
             pos += len(chunk)
         sample += len(piece)
@@ -164,23 +171,41 @@ def report(path: str | Path, *, max_weights: int = DEFAULT_MAX_WEIGHTS) -> Repor
     for s in sections:
         n = math.prod(s.shape)
         is_bits = s.ones is not None
-        rows.append(TensorRow(
-            name=s.name, kind=_kind(meta_t, s.name), shape=tuple(s.shape), elements=n,
-            fraction=(s.ones / n if n else 0.0) if is_bits else None, bits=8 * s.coded_bytes,
-            codec=s.codec + ("/g" if meta_t.get(s.name, {}).get("o") == "g" else ""),  # stored in |G| order
-            bound_bits=s.bound_bits if is_bits else None,
-            distortion=(value_distortion(container, desc, s.name[:-2], s.dtype)
-                        if s.name.endswith(":v") and meta_t.get(s.name[:-2], {}).get("k") == "values" else None),
-        ))
+        rows.append(
+            TensorRow(
+                name=s.name,
+                kind=_kind(meta_t, s.name),
+                shape=tuple(s.shape),
+                elements=n,
+                fraction=(s.ones / n if n else 0.0) if is_bits else None,
+                bits=8 * s.coded_bytes,
+                codec=s.codec + ("/g" if meta_t.get(s.name, {}).get("o") == "g" else ""),  # stored in |G| order
+                bound_bits=s.bound_bits if is_bits else None,
+                distortion=(
+                    value_distortion(container, desc, s.name[:-2], s.dtype)
+                    if s.name.endswith(":v") and meta_t.get(s.name[:-2], {}).get("k") == "values"
+                    else None
+                ),
+            )
+        )
     sd = {k: np.asarray(v, order="C") for k, v in desc.state_dict().items()}  # every weight hash-checked
     z, estimated = zstd19_size(list(sd.values()))
     return Report(
-        path=str(path), method=desc.spec.method, arch=desc.spec.model.arch, file_bytes=len(raw),
+        path=str(path),
+        method=desc.spec.method,
+        arch=desc.spec.model.arch,
+        file_bytes=len(raw),
         k=desc.spec.hparams.get("k"),  # a .cpk keeps only the hparams a method needs (specs.KEPT_HPARAMS)
-        header_bytes=formats.header_size(raw), rows=tuple(rows), in_shape=tuple(desc.spec.model.in_shape),
-        num_classes=desc.spec.model.num_classes, data=None if desc.data is None else desc.data.to_meta(),
-        weights=sum(c.size for c in desc.tensors.values()), float32_bytes=sum(4 * v.size for v in sd.values()),
-        torch_save_bytes=torch_save_size(sd), zstd19_bytes=z, zstd19_estimated=estimated,
+        header_bytes=formats.header_size(raw),
+        rows=tuple(rows),
+        in_shape=tuple(desc.spec.model.in_shape),
+        num_classes=desc.spec.model.num_classes,
+        data=None if desc.data is None else desc.data.to_meta(),
+        weights=sum(c.size for c in desc.tensors.values()),
+        float32_bytes=sum(4 * v.size for v in sd.values()),
+        torch_save_bytes=torch_save_size(sd),
+        zstd19_bytes=z,
+        zstd19_estimated=estimated,
     )
 
 
@@ -210,8 +235,11 @@ def plot(rep: Report, path: str | Path) -> int:
     ax.set_ylabel("bits per weight")
     if any(c > 4 for c in coded):  # float sections (16-32 bits) next to sub-bit masks
         ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_title(f"{Path(rep.path).name}: {rep.arch}, {rep.method} — {rep.file_bytes:,} bytes, "
-                 f"{rep.file_bytes * 8 / max(1, rep.weights):.3f} bits/weight", fontsize=9)
+    ax.set_title(
+        f"{Path(rep.path).name}: {rep.arch}, {rep.method} — {rep.file_bytes:,} bytes, "
+        f"{rep.file_bytes * 8 / max(1, rep.weights):.3f} bits/weight",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

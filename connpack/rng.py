@@ -61,6 +61,7 @@ Implementation: the numpy code in this module is the reference. connpack._rngc (
 by ``pip install``) computes the same bytes ~10x faster and is used when present; CONNPACK_RNG=numpy
 selects the reference (tests/test_rng_compiled.py checks that the two agree).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -242,7 +243,9 @@ def philox4x32_10(counter, key) -> np.ndarray:
         raise SpecError(f"philox4x32_10: counter must have shape (n, 4), got {ctr.shape}")
     if not (k.shape == (2,) or (k.ndim == 2 and k.shape == (ctr2.shape[0], 2))):
         raise SpecError(f"philox4x32_10: key must have shape (2,) or (n, 2), got {k.shape}")
-    if (ctr2.size and (ctr2.min() < 0 or ctr2.max() > 0xFFFFFFFF)) or (k.size and (k.min() < 0 or k.max() > 0xFFFFFFFF)):
+    if (ctr2.size and (ctr2.min() < 0 or ctr2.max() > 0xFFFFFFFF)) or (
+        k.size and (k.min() < 0 or k.max() > 0xFFFFFFFF)
+    ):
         raise SpecError("philox4x32_10: counter and key words must be in [0, 2**32)")
     c = ctr2.astype(np.uint64)
     c0, c1, c2, c3 = (np.ascontiguousarray(c[:, j]) for j in range(4))
@@ -341,8 +344,17 @@ def _pool() -> ThreadPoolExecutor:
     return _pool_state[0]
 
 
-def _cfill(out: np.ndarray, kind: int, seed: int, index: int, stream: int, start: int = 0,
-           p1: float = 0.0, p2: float = 0.0, thr: int = 0) -> np.ndarray:
+def _cfill(
+    out: np.ndarray,
+    kind: int,
+    seed: int,
+    index: int,
+    stream: int,
+    start: int = 0,
+    p1: float = 0.0,
+    p2: float = 0.0,
+    thr: int = 0,
+) -> np.ndarray:
     """Fill the 1-D ``out`` with elements start .. start+len-1 from the C kernel, split over threads (the
     kernel releases the GIL; each piece is a pure function of its range, so the split changes nothing)."""
     n = out.shape[0]
@@ -352,8 +364,10 @@ def _cfill(out: np.ndarray, kind: int, seed: int, index: int, stream: int, start
         return out
     step = -(-n // workers)
     step = -(-step // 8) * 8
-    futures = [_pool().submit(_C.fill, out[lo:lo + step], kind, seed, index, stream, start + lo, p1, p2, thr)
-               for lo in range(0, n, step)]
+    futures = [
+        _pool().submit(_C.fill, out[lo : lo + step], kind, seed, index, stream, start + lo, p1, p2, thr)
+        for lo in range(0, n, step)
+    ]
     for f in futures:
         f.result()
     return out
@@ -573,8 +587,17 @@ def generate(init, seed: int, index: int, shape, *, stream: int = STREAM_WEIGHTS
     return generate_range(init, seed, index, shape, 0, math.prod(shape), stream=stream).reshape(shape)
 
 
-def generate_range(init, seed: int, index: int, shape, start: int, stop: int, *,
-                   stream: int = STREAM_WEIGHTS, out: np.ndarray | None = None) -> np.ndarray:
+def generate_range(
+    init,
+    seed: int,
+    index: int,
+    shape,
+    start: int,
+    stop: int,
+    *,
+    stream: int = STREAM_WEIGHTS,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Elements start .. stop-1 (C order) of ``generate(init, seed, index, shape)``, as a 1-D float32 array,
     without the others: a large tensor can be regenerated chunk by chunk in bounded memory. ``out``: a
     contiguous float32 array of stop - start elements to write them to (returned)."""
@@ -618,8 +641,9 @@ def _generate_range(init, seed, index, shape, start, stop, stream, out) -> np.nd
         pos, neg = np.float32(mag), np.float32(-mag)
         if out is not None:
             return _cfill(out, _K_SIGNED, seed, index, stream, start, float(pos), float(neg), int(thr))
-        return _fused_range(start, stop, seed, index, stream, "words",
-                            lambda w: np.where((w >> np.uint32(8)) < thr, pos, neg))
+        return _fused_range(
+            start, stop, seed, index, stream, "words", lambda w: np.where((w >> np.uint32(8)) < thr, pos, neg)
+        )
     if dist in ("kaiming_normal", "xavier_normal"):
         if dist == "kaiming_normal":
             std = (scale * gain) / math.sqrt(fan_in)

@@ -9,6 +9,7 @@ Layout (a plain dict of str, int, JSON strings and tensors — no pickled object
 The data contract is the Description's, else the registry's for the dataset the trainer recorded in
 ``spec.hparams["dataset"]`` (run files written before the record existed read the same way).
 """
+
 from __future__ import annotations
 
 import json
@@ -91,8 +92,14 @@ def load(path: str | Path) -> tuple[Description, list[dict]]:
             get = lambda key: _np(t[f"{name}/{key}"]) if f"{name}/{key}" in t else None  # noqa: E731
             bits, signs, values, cent = get("bits"), get("signs"), get("values"), get("centroids")
             shape = bits.shape if bits is not None else values.shape
-            tensors[name] = TensorCode(kind, shape, bits=bits, signs=signs, values=values,
-                                       centroids=None if cent is None else (float(cent[0]), float(cent[1])))
+            tensors[name] = TensorCode(
+                kind,
+                shape,
+                bits=bits,
+                signs=signs,
+                values=values,
+                centroids=None if cent is None else (float(cent[0]), float(cent[1])),
+            )
         dense = {k: _np(v) for k, v in obj["dense"].items()}
         metrics = json.loads(obj["metrics"])
         desc = Description(spec, tensors, dense)

@@ -3,6 +3,7 @@
 Everything here is plain data with a canonical JSON form (``to_json``/``from_json``), checked on
 construction, so a spec that exists is a valid spec. Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -173,12 +174,17 @@ class NetworkSpec:
 
     def compact_dict(self) -> dict:
         """What a rebuild needs, with every field at its default left out (the .cpk header counts in bytes)."""
+
         def strip(obj, default) -> dict:
             d, ref = obj.to_dict(), default.to_dict()
             return {k: v for k, v in d.items() if v != ref[k]}
 
-        out = {"model": strip(self.model, ModelSpec()), "rng": strip(self.rng, RngSpec()),
-               "init": strip(self.init, InitSpec()), "method": self.method}
+        out = {
+            "model": strip(self.model, ModelSpec()),
+            "rng": strip(self.rng, RngSpec()),
+            "init": strip(self.init, InitSpec()),
+            "method": self.method,
+        }
         if self.inits:
             out["inits"] = {k: strip(v, InitSpec()) for k, v in sorted(self.inits.items())}
         kept = {k: float(self.hparams[k]) for k in KEPT_HPARAMS.get(self.method, ()) if k in self.hparams}

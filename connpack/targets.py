@@ -11,6 +11,7 @@ error or an accuracy drop the indices are chosen so that each row's rounding err
 inputs (of the probe batch, or of the first 1000 test images; connpack.values.cancel_mean): about 5x less
 output error at the same steps on a pruned ResNet-18.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,9 +32,9 @@ BISECTIONS = 14
 class Choice:
     """What a target search chose and what it reached."""
 
-    plan: dict                       # tensor name -> connpack.values.Quant
-    relative: dict[str, float]       # tensor name -> step / rms of its values
-    target: str                      # e.g. "output error <= 0.009"
+    plan: dict  # tensor name -> connpack.values.Quant
+    relative: dict[str, float]  # tensor name -> step / rms of its values
+    target: str  # e.g. "output error <= 0.009"
     reached: dict = field(default_factory=dict)  # e.g. {"output error": 0.0087} or {"accuracy": 97.0, ...}
 
 
@@ -48,9 +49,15 @@ class _Net:
         self.torch = torch
         self.model = to_module(desc)
         sd = self.model.state_dict()
-        self.slots = {k.name: (sd[k.name].view(-1), torch.from_numpy(
-            np.flatnonzero(desc.tensors[k.name].bits) if k.name in desc.tensors else np.arange(k.values.size)))
-            for k in kept}
+        self.slots = {
+            k.name: (
+                sd[k.name].view(-1),
+                torch.from_numpy(
+                    np.flatnonzero(desc.tensors[k.name].bits) if k.name in desc.tensors else np.arange(k.values.size)
+                ),
+            )
+            for k in kept
+        }
 
     def load(self, kept: list[vq.Kept], plan: dict | None) -> None:
         for k in kept:
@@ -74,16 +81,21 @@ class _Net:
             if isinstance(module, nn.Linear):
                 row = a.reshape(-1, a.shape[-1]).mean(0)
             else:  # the mean of the unfolded patches: unfold is linear, so unfold the batch mean
-                cols = nn.functional.unfold(a.mean(0, keepdim=True), module.kernel_size, module.dilation,
-                                            module.padding, module.stride)
+                cols = nn.functional.unfold(
+                    a.mean(0, keepdim=True), module.kernel_size, module.dilation, module.padding, module.stride
+                )
                 row = cols[0].mean(1)
             _, idx = self.slots[name]
             means[name] = row.numpy()[idx.numpy() % row.numel()]
 
         for k in kept:
             module = modules.get(k.name.removesuffix(".weight")) if k.name.endswith(".weight") else None
-            if isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1
-                                                 and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+            if isinstance(module, nn.Linear) or (
+                isinstance(module, nn.Conv2d)
+                and module.groups == 1
+                and module.padding_mode == "zeros"
+                and not isinstance(module.padding, str)
+            ):
                 hooks.append(module.register_forward_hook(lambda m, i, o, name=k.name: hook(m, i, o, name)))
         try:
             self(x)
@@ -180,6 +192,7 @@ def max_error(desc: Description, error: float, on: str = "outputs") -> Choice:
         def measure(rel):
             plan = vq.plan_relative(kept, rel)
             return vq.relative_error(ref, np.concatenate([vq.decoded(k, plan[k.name]) for k in kept]))
+
         shape = _uniform(kept, 1.0)
     else:
         net, x = _Net(desc, kept), probe_batch(desc)
@@ -203,8 +216,10 @@ def dataset_for(desc: Description) -> str:
     """The dataset an accuracy target is measured on: the one the network records (connpack.contract: run
     files record their training set; imported networks the --dataset given to pack). None: SpecError (exit 2)."""
     if desc.data is None:
-        raise SpecError("--max-accuracy-drop needs the dataset the network was trained on; this network records "
-                        "none (give --dataset NAME)")
+        raise SpecError(
+            "--max-accuracy-drop needs the dataset the network was trained on; this network records "
+            "none (give --dataset NAME)"
+        )
     return desc.data.dataset
 
 
@@ -243,5 +258,9 @@ def max_accuracy_drop(desc: Description, drop: float, data_dir=None, limit: int 
                 rel = trial
                 break
     plan = vq.plan_relative(kept, rel, means)
-    return Choice(plan, rel, f"accuracy drop <= {drop:g} points on {name}",
-                  {"accuracy": accuracy(plan), "float32 accuracy": base, "dataset": name})
+    return Choice(
+        plan,
+        rel,
+        f"accuracy drop <= {drop:g} points on {name}",
+        {"accuracy": accuracy(plan), "float32 accuracy": base, "dataset": name},
+    )

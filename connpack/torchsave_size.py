@@ -13,6 +13,7 @@ From 4 GiB on, a record whose size or local-header offset reaches 0xFFFFFFFF car
 bytes per such field, in its local and central headers) and a 24-byte data descriptor; the padding counts
 them (checked once with a 4 GiB tensor, tests marked slow).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -20,19 +21,28 @@ import struct
 
 import numpy as np
 
-ALIGNMENT = 64                    # torch's storage alignment (the .storage_alignment record)
-ZIP64_LIMIT = 0xFFFFFFFF          # a size or offset at or above this needs zip64 fields
+ALIGNMENT = 64  # torch's storage alignment (the .storage_alignment record)
+ZIP64_LIMIT = 0xFFFFFFFF  # a size or offset at or above this needs zip64 fields
 LOCAL_HEADER, CENTRAL_HEADER, DESCRIPTOR, DESCRIPTOR64 = 30, 46, 16, 24
-END_RECORDS = 56 + 20 + 22        # zip64 end of central directory + its locator + end of central directory
-FB_EXTRA = 4                      # the padding extra field's id and length, before the padding bytes
-PREFIX = "archive/"               # the archive name torch uses when writing to a buffer
+END_RECORDS = 56 + 20 + 22  # zip64 end of central directory + its locator + end of central directory
+FB_EXTRA = 4  # the padding extra field's id and length, before the padding bytes
+PREFIX = "archive/"  # the archive name torch uses when writing to a buffer
 SMALL_RECORDS = {".format_version": 1, ".storage_alignment": len(str(ALIGNMENT)), "byteorder": len("little")}
 TAIL_RECORDS = {"version": 2, ".data/serialization_id": 40}  # b"3\n"; two 20-digit numbers
-BATCHSIZE = 1000                  # the pickler's SETITEMS batch
+BATCHSIZE = 1000  # the pickler's SETITEMS batch
 
-_STORAGE = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage",
-            "bfloat16": "BFloat16Storage", "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage",
-            "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage"}
+_STORAGE = {
+    "float32": "FloatStorage",
+    "float64": "DoubleStorage",
+    "float16": "HalfStorage",
+    "bfloat16": "BFloat16Storage",
+    "int64": "LongStorage",
+    "int32": "IntStorage",
+    "int16": "ShortStorage",
+    "int8": "CharStorage",
+    "uint8": "ByteStorage",
+    "bool": "BoolStorage",
+}
 
 
 class _Pickle:
@@ -83,7 +93,7 @@ class _Pickle:
             self.out += b"("
         for v in values:
             self.integer(int(v))
-        self.out += b"t" if len(values) > 3 else b"\x85\x86\x87"[len(values) - 1:len(values)]
+        self.out += b"t" if len(values) > 3 else b"\x85\x86\x87"[len(values) - 1 : len(values)]
         self.put()
 
     def tensor(self, key: str, a: np.ndarray) -> None:
@@ -122,7 +132,7 @@ def state_dict_pickle(arrays: dict[str, np.ndarray]) -> bytes:
     elif items:
         k = 0
         while True:  # batches of BATCHSIZE, an empty batch after a full last one (as the C pickler does)
-            batch = items[k:k + BATCHSIZE]
+            batch = items[k : k + BATCHSIZE]
             p.out += b"("
             for j, (name, a) in enumerate(batch, start=k):
                 p.text(name)
@@ -143,8 +153,12 @@ def torch_save_size(arrays: dict[str, np.ndarray]) -> int:
     for a in arrays.values():
         if a.dtype.name not in _STORAGE:
             raise ValueError(f"torch.save size: no torch storage for dtype {a.dtype}")
-    records = [("data.pkl", len(state_dict_pickle(arrays))), *SMALL_RECORDS.items(),
-               *((f"data/{i}", a.nbytes) for i, a in enumerate(arrays.values())), *TAIL_RECORDS.items()]
+    records = [
+        ("data.pkl", len(state_dict_pickle(arrays))),
+        *SMALL_RECORDS.items(),
+        *((f"data/{i}", a.nbytes) for i, a in enumerate(arrays.values())),
+        *TAIL_RECORDS.items(),
+    ]
     cursor = central = 0
     for name, size in records:
         n = len((PREFIX + name).encode())

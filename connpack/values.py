@@ -11,6 +11,7 @@ operation, no fused multiply-add)
 For a network trained from connpack's generated init (IMP, ASNI), trained values stay close to a * G: the
 residual has a smaller spread and costs fewer bits at the same step. Every reader gets the same bits.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,9 @@ def parse(values: str) -> tuple[str, int]:
         bits = int(values[1:])
         if MIN_BITS <= bits <= MAX_BITS:
             return "q", bits
-        raise SpecError(f"--values {values}: quantisation needs {MIN_BITS} to {MAX_BITS} bits (q{MIN_BITS} .. q{MAX_BITS})")
+        raise SpecError(
+            f"--values {values}: quantisation needs {MIN_BITS} to {MAX_BITS} bits (q{MIN_BITS} .. q{MAX_BITS})"
+        )
     raise SpecError(f"unknown value type '{values}' (choose from {', '.join(FLOAT_TYPES)}, or q2 .. q16)")
 
 
@@ -68,12 +71,15 @@ def check_options(values, max_error=None, error_on: str = "outputs", max_accurac
     target = max_error is not None or max_accuracy_drop is not None
     if target and values != "float32":
         raise SpecError(f"--values {values} and a target (--max-error / --max-accuracy-drop) exclude each other")
-    if max_error is not None and not (isinstance(max_error, (int, float)) and math.isfinite(max_error) and max_error > 0):
+    if max_error is not None and not (
+        isinstance(max_error, (int, float)) and math.isfinite(max_error) and max_error > 0
+    ):
         raise SpecError(f"--max-error must be a number > 0 (a relative L2 error, e.g. 0.01), got {max_error}")
     if error_on not in ("outputs", "weights"):
         raise SpecError(f"--error-on must be outputs or weights, got {error_on!r}")
-    if max_accuracy_drop is not None and not (isinstance(max_accuracy_drop, (int, float))
-                                              and math.isfinite(max_accuracy_drop) and max_accuracy_drop >= 0):
+    if max_accuracy_drop is not None and not (
+        isinstance(max_accuracy_drop, (int, float)) and math.isfinite(max_accuracy_drop) and max_accuracy_drop >= 0
+    ):
         raise SpecError(f"--max-accuracy-drop must be a number of points >= 0, got {max_accuracy_drop}")
     return how
 
@@ -96,8 +102,9 @@ def prediction(a: float | None, g_kept: np.ndarray | None) -> np.ndarray | None:
     return (np.float32(a) * np.asarray(g_kept, dtype=np.float32)).astype(np.float32)
 
 
-def dequantise(q: np.ndarray, steps: np.ndarray, chan: np.ndarray, a: float | None = None,
-               g_kept: np.ndarray | None = None) -> np.ndarray:
+def dequantise(
+    q: np.ndarray, steps: np.ndarray, chan: np.ndarray, a: float | None = None, g_kept: np.ndarray | None = None
+) -> np.ndarray:
     """The decoded float32 values (the normative computation above)."""
     v = (np.asarray(q).astype(np.float32) * _step_of(np.asarray(steps, np.float32), chan)).astype(np.float32)
     if a is not None:
@@ -122,8 +129,9 @@ def quantise(values: np.ndarray, quant: Quant, chan: np.ndarray, g_kept: np.ndar
     return q.astype(np.int32)
 
 
-def cancel_mean(values: np.ndarray, quant: Quant, chan: np.ndarray, means: np.ndarray,
-                g_kept: np.ndarray | None = None) -> Quant:
+def cancel_mean(
+    values: np.ndarray, quant: Quant, chan: np.ndarray, means: np.ndarray, g_kept: np.ndarray | None = None
+) -> Quant:
     """``quant`` with indices chosen so that each output channel's rounding errors cancel on the mean input.
 
     A weight row w (one output channel) feeding inputs x adds the output error e . x, where e is the row's
@@ -143,17 +151,17 @@ def cancel_mean(values: np.ndarray, quant: Quant, chan: np.ndarray, means: np.nd
     m = np.asarray(means, np.float64)
     err = target - q * step
     n_rows = int(chan.max()) + 1
-    total = np.bincount(chan, weights=err * m, minlength=n_rows)      # e . m per row
-    way = np.sign(total)[chan] * np.sign(m)                            # +1: move the index up (error down)
-    gain = step * np.abs(m)                                            # how much one move cuts |e . m|
+    total = np.bincount(chan, weights=err * m, minlength=n_rows)  # e . m per row
+    way = np.sign(total)[chan] * np.sign(m)  # +1: move the index up (error down)
+    gain = step * np.abs(m)  # how much one move cuts |e . m|
     cost = step * step - 2.0 * way * err * step
     useful = gain > 0
     ratio = np.where(useful, cost / np.where(useful, gain, 1.0), np.inf)
-    order = np.lexsort((ratio, chan))                                  # by row, cheapest first
+    order = np.lexsort((ratio, chan))  # by row, cheapest first
     g_sorted = np.where(useful, gain, 0.0)[order]
     run = np.cumsum(g_sorted)
     starts = np.searchsorted(chan[order], np.arange(n_rows))
-    before = np.concatenate([[0.0], run])[starts][chan[order]]        # cumulative gain before the row
+    before = np.concatenate([[0.0], run])[starts][chan[order]]  # cumulative gain before the row
     after = run - before
     prev = after - g_sorted
     need = np.abs(total)[chan[order]]
@@ -203,10 +211,10 @@ class Kept:
     """One "values" tensor as the planner sees it."""
 
     name: str
-    values: np.ndarray          # float32 kept values, C order
-    chan: np.ndarray            # output channel of each
-    n_out: int                  # output channels (first dimension)
-    g_kept: np.ndarray | None   # the generated weight at the kept positions (None: no seed prediction)
+    values: np.ndarray  # float32 kept values, C order
+    chan: np.ndarray  # output channel of each
+    n_out: int  # output channels (first dimension)
+    g_kept: np.ndarray | None  # the generated weight at the kept positions (None: no seed prediction)
 
     @property
     def rms(self) -> float:
@@ -232,7 +240,7 @@ def kept_tensors(desc, predict: bool | None = None, biases: bool = True) -> list
             g_kept = g[code.bits]
         n_out = code.shape[0] if code.shape else 1
         out.append(Kept(name, np.asarray(code.values, np.float32), channels(code.bits), n_out, g_kept))
-    for name, v in (desc.dense.items() if biases else ()):
+    for name, v in desc.dense.items() if biases else ():
         layer = desc.tensors.get(name.removesuffix(".bias") + ".weight") if name.endswith(".bias") else None
         if layer is not None and layer.kind == "values" and np.asarray(v).dtype.kind == "f":
             flat = np.asarray(v, np.float32).ravel()

@@ -7,6 +7,7 @@ file is the seed plus one mask bit pattern per layer.
     python examples/edgepopup_conv6_onnx.py --dataset cifar10 --data-dir DIR      # the paper's setting
     python examples/edgepopup_conv6_onnx.py --dataset synthetic-cifar --epochs 1 --limit 256 --width 0.25
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,16 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     out = args.out_dir or Path(tempfile.mkdtemp(prefix="connpack-edgepopup-"))
-    cfg = make_config(method="edge-popup", arch="conv6", dataset=args.dataset, epochs=args.epochs, limit=args.limit,
-                      k=args.k, width=args.width, seed=args.seed)
+    cfg = make_config(
+        method="edge-popup",
+        arch="conv6",
+        dataset=args.dataset,
+        epochs=args.epochs,
+        limit=args.limit,
+        k=args.k,
+        width=args.width,
+        seed=args.seed,
+    )
     desc, metrics = train(cfg, data_dir=args.data_dir)
     runfile.save(out / "model.pt", desc, metrics)
     size = connpack.pack(out / "model.pt", out / "model.cpk")
@@ -47,17 +56,21 @@ def main(argv=None) -> dict:
     with torch.no_grad():  # PyTorch gets the input normalised as the network records it
         reference = connpack.load(out / "model.cpk")(data.normalise(raw, desc.data.mean, desc.data.std)).numpy()
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([sess.run(None, {"input": raw[i:i + 500].numpy()})[0] for i in range(0, len(raw), 500)])
+    logits = np.concatenate([sess.run(None, {"input": raw[i : i + 500].numpy()})[0] for i in range(0, len(raw), 500)])
     accuracy = float((logits.argmax(1) == y.numpy()).mean())
     agree = float((logits.argmax(1) == reference.argmax(1)).mean())
 
     rep = connpack.report(out / "model.cpk")
-    print(f"edge-popup conv6 (width {args.width}, k {args.k}) on {args.dataset}: "
-          f"test accuracy {metrics[-1]['test_acc']:.2%} in PyTorch, {accuracy:.2%} in onnxruntime "
-          f"({agree:.2%} same predictions)")
-    print(f"{out / 'model.cpk'}: {size:,} bytes ({size * 8 / rep.weights:.4f} bits per weight over "
-          f"{rep.weights:,} weights; float32 weights {rep.float32_bytes:,} bytes); "
-          f"{out / 'model.onnx'}: {onnx_size:,} bytes ({args.kind})")
+    print(
+        f"edge-popup conv6 (width {args.width}, k {args.k}) on {args.dataset}: "
+        f"test accuracy {metrics[-1]['test_acc']:.2%} in PyTorch, {accuracy:.2%} in onnxruntime "
+        f"({agree:.2%} same predictions)"
+    )
+    print(
+        f"{out / 'model.cpk'}: {size:,} bytes ({size * 8 / rep.weights:.4f} bits per weight over "
+        f"{rep.weights:,} weights; float32 weights {rep.float32_bytes:,} bytes); "
+        f"{out / 'model.onnx'}: {onnx_size:,} bytes ({args.kind})"
+    )
     return {"accuracy": accuracy, "agree": agree, "cpk_bytes": size, "metrics": metrics, "weights": rep.weights}
 
 

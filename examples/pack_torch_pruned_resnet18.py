@@ -10,6 +10,7 @@ connpack stores each mask entropy coded and only the kept values.
 No pretrained weights are downloaded: the network is torchvision's random initialisation (weights=None),
 pruned by global magnitude; sizes depend on the sparsity and the value type, not on training.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,12 +72,15 @@ def main(argv=None) -> dict:
         cpk[values] = out / f"resnet18-{values}.cpk"
         t0 = time.perf_counter()
         sizes[f"connpack .cpk, {values} values"] = connpack.pack(
-            model, cpk[values], arch="torchvision:resnet18", values=values, codec=args.codec, in_shape=shape)
+            model, cpk[values], arch="torchvision:resnet18", values=values, codec=args.codec, in_shape=shape
+        )
         print(f"packed {cpk[values].name} in {time.perf_counter() - t0:.1f} s")
     for m, name in layers:
         prune.remove(m, name)
     sizes["torch.save, after prune.remove (zeros)"], blob = saved_size(model.state_dict())
-    sizes[f"zstd-{args.zstd_level} of that torch.save"] = len(zstandard.ZstdCompressor(level=args.zstd_level).compress(blob))
+    sizes[f"zstd-{args.zstd_level} of that torch.save"] = len(
+        zstandard.ZstdCompressor(level=args.zstd_level).compress(blob)
+    )
 
     errors = {}
     for values, path in cpk.items():
@@ -100,16 +104,22 @@ def main(argv=None) -> dict:
     mask_bits = 8 * sum(s.coded_bytes for s in sections if s.ones is not None)
     value_bits = 8 * sum(s.coded_bytes for s in sections if s.name.endswith(":v"))
 
-    print(f"ResNet-18 ({args.num_classes} classes), {n_weights:,} conv/linear weights, {kept:,} kept "
-          f"({kept / n_weights:.2%}), input {shape}")
+    print(
+        f"ResNet-18 ({args.num_classes} classes), {n_weights:,} conv/linear weights, {kept:,} kept "
+        f"({kept / n_weights:.2%}), input {shape}"
+    )
     base = sizes["torch.save, after prune.remove (zeros)"]
     for what, size in sizes.items():
         print(f"  {what:<48} {size:>12,} bytes  {base / size:6.2f}x smaller than torch.save after remove")
-    print(f"  float32 .cpk: masks {mask_bits / 8:,.0f} bytes ({mask_bits / n_weights:.3f} bits/weight), "
-          f"kept values {value_bits / 8:,.0f} bytes — the values dominate")
-    print("max |output - original| after unpack: "
-          + ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
-          + f"  (max |output| {float(reference.abs().max()):.3g}; float16 tolerance {TOLERANCE['float16']:.2g} x that)")
+    print(
+        f"  float32 .cpk: masks {mask_bits / 8:,.0f} bytes ({mask_bits / n_weights:.3f} bits/weight), "
+        f"kept values {value_bits / 8:,.0f} bytes — the values dominate"
+    )
+    print(
+        "max |output - original| after unpack: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in errors.items())
+        + f"  (max |output| {float(reference.abs().max()):.3g}; float16 tolerance {TOLERANCE['float16']:.2g} x that)"
+    )
     return {"sizes": sizes, "errors": errors, "kept": kept, "weights": n_weights}
 
 

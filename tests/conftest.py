@@ -24,10 +24,14 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """Small trained models (synthetic data, 1 epoch), one per method/variant, saved as model.pt files."""
     root = tmp_path_factory.mktemp("trained")
     out = {}
-    for method, variant in [("flip", "free"), ("flip", "minimal"), ("prune", "free"), ("prune", "minimal"),
-                            ("baseline", "free")]:
-        cfg = make_config(method=method, variant=variant, dataset="synthetic-mnist", epochs=1, device="cpu",
-                          limit=600)
+    for method, variant in [
+        ("flip", "free"),
+        ("flip", "minimal"),
+        ("prune", "free"),
+        ("prune", "minimal"),
+        ("baseline", "free"),
+    ]:
+        cfg = make_config(method=method, variant=variant, dataset="synthetic-mnist", epochs=1, device="cpu", limit=600)
         desc, metrics = train(cfg)
         path = root / f"{method}-{variant}.pt"
         runfile.save(path, desc, metrics)

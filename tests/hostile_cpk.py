@@ -1,6 +1,7 @@
 """Hand-built .cpk files with valid checksums, as an attacker writes them (issue 16): tiny files that declare
 huge tensors, wrong types in the metadata, wrong hashes. Shared by tests/test_hostile_files.py,
 benchmarks/hostile_files.py and benchmarks/fuzz_cpk.py. Nothing here decodes anything."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ def header_json(obj) -> bytes:
 
 
 def prefix(header: bytes, *, magic=b"CPK\x00", version=1, hlen=None, crc=None) -> bytes:
-    return struct.pack("<4sHII", magic, version, len(header) if hlen is None else hlen,
-                       zlib.crc32(header) if crc is None else crc)
+    return struct.pack(
+        "<4sHII", magic, version, len(header) if hlen is None else hlen, zlib.crc32(header) if crc is None else crc
+    )
 
 
 def craft(meta, sections) -> bytes:

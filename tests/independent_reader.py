@@ -3,6 +3,7 @@
 It validates less exhaustively than the reference reader (it raises ValueError on anything wrong); its job
 is to show the spec is complete enough to decode the golden vectors to the same arrays.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -100,8 +101,8 @@ def _golomb(p, n):
     flags, k = p[0], p[1]
     m, pos = _uvarint(p, 2)
     rl = (m * k + 7) // 8
-    rem = _unpack(p[pos:pos + rl], m * k).reshape(m, k)
-    unary = np.unpackbits(np.frombuffer(bytes(p[pos + rl:]), dtype=np.uint8))
+    rem = _unpack(p[pos : pos + rl], m * k).reshape(m, k)
+    unary = np.unpackbits(np.frombuffer(bytes(p[pos + rl :]), dtype=np.uint8))
     zeros = np.flatnonzero(unary == 0)[:m]
     q = np.diff(zeros, prepend=-1) - 1
     runs = [(int(qq) << k) + int("".join("1" if x else "0" for x in rr) or "0", 2) for qq, rr in zip(q, rem)]
@@ -233,7 +234,7 @@ def _planes(p, n, dt):
     lengths.append(len(p) - pos - sum(lengths))
     le = np.zeros((n, k), dtype=np.uint8)
     for j, length in enumerate(lengths):
-        plane = _symbols(p[pos:pos + length], n)
+        plane = _symbols(p[pos : pos + length], n)
         if plane.size and (plane.min() < 0 or plane.max() > 255):
             raise ValueError("planes: byte range")
         le[:, k - 1 - j] = plane
@@ -245,7 +246,7 @@ def read_cpk(data: bytes):
     magic, version, hlen, hcrc = struct.unpack_from("<4sHII", data, 0)
     if magic != b"CPK\x00" or version != 1 or hlen > 1 << 20:
         raise ValueError("prefix")
-    hb = data[14:14 + hlen]
+    hb = data[14 : 14 + hlen]
     if zlib.crc32(hb) != hcrc:
         raise ValueError("header crc")
     if hb[:4] == b"\x28\xb5\x2f\xfd":
@@ -260,7 +261,7 @@ def read_cpk(data: bytes):
         raise ValueError("not contiguous")
     arrays = {}
     for name, dtype, shape, codec, length, crc in header["s"]:
-        p = data[off:off + length]
+        p = data[off : off + length]
         off += length
         if zlib.crc32(p) != crc:
             raise ValueError("section crc")
@@ -287,8 +288,10 @@ def read_cpk(data: bytes):
 
 
 # ---- the network layer (cpk.md 7): rebuild the effective float32 tensors from meta + sections
-SPEC_DEFAULTS = {"rng": {"seed": 0, "algorithm": "philox4x32-10"},
-                 "init": {"dist": "signed_constant", "p_positive": 0.5, "scale": 1.0, "gain": math.sqrt(2.0)}}
+SPEC_DEFAULTS = {
+    "rng": {"seed": 0, "algorithm": "philox4x32-10"},
+    "init": {"dist": "signed_constant", "p_positive": 0.5, "scale": 1.0, "gain": math.sqrt(2.0)},
+}
 M32 = 0xFFFFFFFF
 
 
@@ -303,8 +306,12 @@ def philox_words(seed, index, n, stream=0):
             k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
         p0 = c[0] * np.uint64(0xD2511F53)
         p1 = c[2] * np.uint64(0xCD9E8D57)
-        c = [(p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0), p1 & np.uint64(M32),
-             (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1), p0 & np.uint64(M32)]
+        c = [
+            (p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0),
+            p1 & np.uint64(M32),
+            (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1),
+            p0 & np.uint64(M32),
+        ]
     return np.stack(c, axis=1).reshape(-1)[:n].astype(np.uint32)
 
 

@@ -1,4 +1,5 @@
 """The Python API: connpack.pack / load / export_onnx / report, and the README example run as written."""
+
 import re
 import subprocess
 import sys
@@ -56,9 +57,11 @@ def test_bad_arguments_are_spec_errors_before_writing(trained, tmp_path):
 
 
 def test_import_is_lazy_and_the_api_functions_are_plain_functions():
-    code = ("import sys, connpack; assert 'torch' not in sys.modules, 'torch imported'; "
-            "import connpack.packing, connpack.reporting; "
-            "assert callable(connpack.pack) and callable(connpack.report); print('ok')")
+    code = (
+        "import sys, connpack; assert 'torch' not in sys.modules, 'torch imported'; "
+        "import connpack.packing, connpack.reporting; "
+        "assert callable(connpack.pack) and callable(connpack.report); print('ok')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr
     from connpack import exporters

@@ -1,4 +1,5 @@
 """ASNI: the sigmoid schedule, the cosine rate, the centroids, the variants, packing, resume, every architecture."""
+
 import math
 
 import numpy as np
@@ -34,8 +35,10 @@ def test_centroids_are_means_of_kept_positive_and_negative_weights():
     assert c_pos == pytest.approx(0.4) and c_neg == pytest.approx(-0.4)
 
 
-@pytest.mark.parametrize("field,value", [("alpha", 0.0), ("alpha", 100.0), ("alpha", 150.0), ("beta", -0.1),
-                                         ("beta", 1.5), ("gamma", 0.0), ("delta", 0.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("alpha", 0.0), ("alpha", 100.0), ("alpha", 150.0), ("beta", -0.1), ("beta", 1.5), ("gamma", 0.0), ("delta", 0.0)],
+)
 def test_bad_sparsity_parameters_are_spec_errors(field, value):
     with pytest.raises(SpecError, match=field):
         make_config(method="asni", **{field: value})
@@ -43,9 +46,23 @@ def test_bad_sparsity_parameters_are_spec_errors(field, value):
 
 def test_paper_defaults_from_tables_1_and_2():
     cfg = make_config(method="asni")
-    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (98.0, 5.0, 50, 60, "adam", 1.2e-3)
+    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (
+        98.0,
+        5.0,
+        50,
+        60,
+        "adam",
+        1.2e-3,
+    )
     cfg = make_config(method="asni", arch="vgg16", dataset="cifar10")
-    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule) == (99.0, 16.0, "sgd", 0.05, 5e-4, "cosine")
+    assert (cfg.hp.alpha, cfg.hp.gamma, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule) == (
+        99.0,
+        16.0,
+        "sgd",
+        0.05,
+        5e-4,
+        "cosine",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +108,15 @@ def test_resume_after_interruption_gives_the_same_network(tmp_path, lenet_run):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in r.checkpoints)
 
 
-ARCHS = [("lenet300", "synthetic-mnist", 1.0), ("conv2", "synthetic-mnist", 0.125), ("conv4", "synthetic-mnist", 0.125),
-         ("conv6", "synthetic-mnist", 0.125), ("vgg11", "synthetic-cifar", 0.0625), ("vgg13", "synthetic-cifar", 0.0625),
-         ("vgg16", "synthetic-cifar", 0.0625)] + ([("resnet18", "synthetic-cifar", 0.0625)] if "resnet18" in models.names() else [])
+ARCHS = [
+    ("lenet300", "synthetic-mnist", 1.0),
+    ("conv2", "synthetic-mnist", 0.125),
+    ("conv4", "synthetic-mnist", 0.125),
+    ("conv6", "synthetic-mnist", 0.125),
+    ("vgg11", "synthetic-cifar", 0.0625),
+    ("vgg13", "synthetic-cifar", 0.0625),
+    ("vgg16", "synthetic-cifar", 0.0625),
+] + ([("resnet18", "synthetic-cifar", 0.0625)] if "resnet18" in models.names() else [])
 
 
 @pytest.mark.parametrize("arch,dataset,width", ARCHS)

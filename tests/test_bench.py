@@ -1,4 +1,5 @@
 """connpack bench: rows per export, compaction speed-up figures, foreign and corrupt .onnx files."""
+
 import json
 
 import numpy as np
@@ -34,10 +35,13 @@ def test_bench_rows_and_compaction_figures(tmp_path):
 
 def test_bench_cli_json_foreign_and_corrupt_onnx(tmp_path, runner, trained):
     w = np.eye(4, dtype=np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "foreign",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
-                              initializer=[numpy_helper.from_array(w, "w")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "f.onnx")
     r = run_cli(runner, "bench", tmp_path / "f.onnx", "--runs", "3", "--json")
     assert r.exit_code == 0, r.stderr
@@ -57,8 +61,11 @@ def _refuse(module, graphs):
 
 def test_bench_covers_every_registered_kind(tmp_path, monkeypatch):
     """Every kind of exporters.KINDS is a row or a skip with its reason, a kind added to the registry too."""
-    kinds = {**exporters.KINDS, "refuses": ("onnx_dense", _refuse),
-             "plain-again": ("onnx_dense", lambda m, graphs: (graphs.plain(), "registered in a test"))}
+    kinds = {
+        **exporters.KINDS,
+        "refuses": ("onnx_dense", _refuse),
+        "plain-again": ("onnx_dense", lambda m, graphs: (graphs.plain(), "registered in a test")),
+    }
     monkeypatch.setattr(exporters, "KINDS", kinds)
     pack(make_desc(ModelSpec(arch="lenet300", width=0.25), density=0.2), tmp_path / "m.cpk")
     res = bench(tmp_path / "m.cpk", threads=1, runs=2, batch=4, warmup=0)

@@ -1,4 +1,5 @@
 """The CLI: every stage from the command line, and one-line errors with distinct exit codes."""
+
 import json
 import os
 
@@ -32,15 +33,18 @@ def test_train_pack_unpack_eval_report(runner, tmp_path):
     assert r.exit_code == 0 and "order-0 bound" in r.stdout
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["train", "--arch", "nope", "--dataset", "synthetic-mnist"], 2, "unknown architecture 'nope'"),
-    (["train", "--method", "nope", "--dataset", "synthetic-mnist"], 2, "unknown method 'nope'"),
-    (["train", "--init", "nope", "--dataset", "synthetic-mnist"], 2, "unknown init 'nope'"),
-    (["train", "--k", "1.5", "--method", "edge-popup", "--dataset", "synthetic-mnist"], 2, "k (fraction"),
-    (["train", "--p-positive", "-0.1", "--dataset", "synthetic-mnist"], 2, "p_positive"),
-    (["pack", "missing.pt"], 3, "no such file"),
-    (["report", "missing.cpk"], 3, "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["train", "--arch", "nope", "--dataset", "synthetic-mnist"], 2, "unknown architecture 'nope'"),
+        (["train", "--method", "nope", "--dataset", "synthetic-mnist"], 2, "unknown method 'nope'"),
+        (["train", "--init", "nope", "--dataset", "synthetic-mnist"], 2, "unknown init 'nope'"),
+        (["train", "--k", "1.5", "--method", "edge-popup", "--dataset", "synthetic-mnist"], 2, "k (fraction"),
+        (["train", "--p-positive", "-0.1", "--dataset", "synthetic-mnist"], 2, "p_positive"),
+        (["pack", "missing.pt"], 3, "no such file"),
+        (["report", "missing.cpk"], 3, "no such file"),
+    ],
+)
 def test_bad_options_give_one_line_errors(runner, tmp_path, args, code, needle, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run_cli(runner, *args)

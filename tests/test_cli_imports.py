@@ -1,5 +1,6 @@
 """The CLI pays for what it uses: help texts, pack --help, data fetch and report import no torch, onnx or
 onnxruntime."""
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,26 @@ print(json.dumps({"code": max(codes), "heavy": sorted(m for m in %r if m in sys.
 
 
 def _run(*commands: list[str], heavy: tuple[str, ...] = HEAVY) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROBE % (heavy,), json.dumps(commands)], capture_output=True,
-                       text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE % (heavy,), json.dumps(commands)], capture_output=True, text=True, check=False
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def test_help_imports_nothing_heavy():
-    got = _run(["--help"], ["pack", "--help"], ["unpack", "--help"], ["train", "--help"], ["report", "--help"],
-               ["eval", "--help"], ["demo", "--help"], ["bench", "--help"], ["compare", "--help"], ["data", "--help"],
-               ["data", "fetch", "--help"])
+    got = _run(
+        ["--help"],
+        ["pack", "--help"],
+        ["unpack", "--help"],
+        ["train", "--help"],
+        ["report", "--help"],
+        ["eval", "--help"],
+        ["demo", "--help"],
+        ["bench", "--help"],
+        ["compare", "--help"],
+        ["data", "--help"],
+        ["data", "fetch", "--help"],
+    )
     assert got == {"code": 0, "heavy": []}
 
 
@@ -72,14 +84,23 @@ def test_report_imports_nothing_heavy():
     from pathlib import Path
 
     vectors = Path(__file__).resolve().parents[1] / "formats" / "vectors"
-    got = _run(*(["report", str(vectors / f"{v}.cpk")] for v in ("net_mask", "net_values", "net_quant")),
-               ["report", str(vectors / "net_flip.cpk"), "--json"])
+    got = _run(
+        *(["report", str(vectors / f"{v}.cpk")] for v in ("net_mask", "net_values", "net_quant")),
+        ["report", str(vectors / "net_flip.cpk"), "--json"],
+    )
     assert got == {"code": 0, "heavy": []}
 
 
-@pytest.mark.parametrize("command", [["unpack", "{f}", "--onnx", "{d}/out.onnx", "--pt", "{d}/out.pt"],
-                                     ["eval", "{f}", "--dataset", "mnist"], ["bench", "{f}"], ["report", "{f}"],
-                                     ["compare", "{f}", "{f}", "--dataset", "mnist"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["unpack", "{f}", "--onnx", "{d}/out.onnx", "--pt", "{d}/out.pt"],
+        ["eval", "{f}", "--dataset", "mnist"],
+        ["bench", "{f}"],
+        ["report", "{f}"],
+        ["compare", "{f}", "{f}", "--dataset", "mnist"],
+    ],
+)
 def test_a_wrong_hash_is_refused_before_importing_torch(tmp_path, command):
     """Issue 16: a 398-byte file describing 34M weights with a wrong hash is refused on its first tensor by
     every command that reads a .cpk, before torch or onnxruntime is imported, and leaves no output."""

@@ -1,4 +1,5 @@
 """Bit codecs: exact round trips (hypothesis), shape checks, corrupted payloads raise ConnpackError."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_corrupt_payload_never_crashes(name, data):
         i = data.draw(st.integers(0, len(payload) * 8 - 1))
         payload[i // 8] ^= 1 << (i % 8)
     elif op == "trunc":
-        del payload[data.draw(st.integers(0, len(payload))):]
+        del payload[data.draw(st.integers(0, len(payload))) :]
     elif op == "extend":
         payload += data.draw(st.binary(min_size=1, max_size=8))
     elif payload:

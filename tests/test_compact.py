@@ -1,4 +1,5 @@
 """Structural compaction: dead units are removed exactly, outputs are unchanged."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -52,12 +53,12 @@ def test_known_dead_units_are_removed_exactly():
     desc = make_desc(ModelSpec(arch="lenet300", width=0.1))  # 784-30-10-10, no biases
     names = list(desc.tensors)
     w1, w2, w3 = (desc.tensors[n].bits for n in names)
-    w1[[3, 7]] = False          # no incoming weights: ReLU(0) = 0
-    w2[:, 5] = False            # hidden-1 unit 5 feeds nothing
-    w2[2] = False               # hidden-2 unit 2: no incoming weights
-    w3[:, 4] = False            # hidden-2 unit 4 feeds nothing
+    w1[[3, 7]] = False  # no incoming weights: ReLU(0) = 0
+    w2[:, 5] = False  # hidden-1 unit 5 feeds nothing
+    w2[2] = False  # hidden-2 unit 2: no incoming weights
+    w3[:, 4] = False  # hidden-2 unit 4 feeds nothing
     w2[6] = False
-    w2[6, 3] = True             # hidden-2 unit 6 only reads unit 3, which is dead -> dead too
+    w2[6, 3] = True  # hidden-2 unit 6 only reads unit 3, which is dead -> dead too
     proto, info = compact.compact_onnx(desc)
     l1, l2 = (n.rsplit(".", 1)[0] for n in names[:2])
     assert info.units == {l1: (30, 27), l2: (10, 7)}

@@ -1,4 +1,5 @@
 """Mask comparison: distances, effective sparsity (appendix B), architecture check, the compare command."""
+
 import re
 
 import numpy as np

@@ -1,6 +1,7 @@
 """The data contract (connpack.contract, cpk.md 7.9): recorded by train in model.pt, copied by pack into the
 .cpk, given by pack --dataset/--mean/--std for imported models, used by eval/compare/bench and the ONNX
 exporters; never guessed."""
+
 from __future__ import annotations
 
 import json
@@ -100,7 +101,11 @@ def pruned_pt(tmp_path) -> Path:
 
     torch.manual_seed(0)
     m = nn.Module()
-    m.fc1, m.fc2, m.fc3 = nn.Linear(784, 300, bias=False), nn.Linear(300, 100, bias=False), nn.Linear(100, 10, bias=False)
+    m.fc1, m.fc2, m.fc3 = (
+        nn.Linear(784, 300, bias=False),
+        nn.Linear(300, 100, bias=False),
+        nn.Linear(100, 10, bias=False),
+    )
     for layer in (m.fc1, m.fc2, m.fc3):
         prune.l1_unstructured(layer, "weight", 0.8)
     torch.save(m.state_dict(), tmp_path / "pruned.pt")
@@ -116,11 +121,14 @@ def test_imported_model_without_dataset_records_none_and_says_so(runner, pruned_
     assert "data: unknown (no data record in this file; input 1×28×28, 10 outputs)" in r.stdout
 
 
-@pytest.mark.parametrize("args,record", [
-    (["--dataset", "fashion-mnist"], data.contract("fashion-mnist")),
-    (["--dataset", "mnist", "--mean", "0.5", "--std", "0.5"], data.contract("mnist", (0.5,), (0.5,))),
-    (["--dataset", "scans", "--mean", "0.25", "--std", "2"], DataContract("scans", (0.25,), (2.0,))),
-])
+@pytest.mark.parametrize(
+    "args,record",
+    [
+        (["--dataset", "fashion-mnist"], data.contract("fashion-mnist")),
+        (["--dataset", "mnist", "--mean", "0.5", "--std", "0.5"], data.contract("mnist", (0.5,), (0.5,))),
+        (["--dataset", "scans", "--mean", "0.25", "--std", "2"], DataContract("scans", (0.25,), (2.0,))),
+    ],
+)
 def test_imported_model_with_dataset_options(runner, pruned_pt, tmp_path, args, record):
     r = run_cli(runner, "pack", pruned_pt, "-o", tmp_path / "a.cpk", *args)
     assert r.exit_code == 0, r.stderr
@@ -129,15 +137,18 @@ def test_imported_model_with_dataset_options(runner, pruned_pt, tmp_path, args, 
     assert f"data: {record.dataset} — input 1×28×28" in r.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--dataset", "scans", "--mean", "0.5"], "give its mean and std"),
-    (["--mean", "0.5", "--std", "0.5"], "--mean/--std need --dataset NAME"),
-    (["--dataset", "cifar10"], "the network takes 1 input channel"),
-    (["--dataset", "mnist", "--std", "0"], "std values must be finite numbers > 0"),
-    (["--dataset", "mnist", "--mean", "a,b"], "--mean must be comma-separated numbers"),
-    (["--dataset", "mnist", "--mean", "nan"], "--mean must be finite numbers"),
-    (["--dataset", "bad\x07name", "--mean", "0", "--std", "1"], "printable text"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--dataset", "scans", "--mean", "0.5"], "give its mean and std"),
+        (["--mean", "0.5", "--std", "0.5"], "--mean/--std need --dataset NAME"),
+        (["--dataset", "cifar10"], "the network takes 1 input channel"),
+        (["--dataset", "mnist", "--std", "0"], "std values must be finite numbers > 0"),
+        (["--dataset", "mnist", "--mean", "a,b"], "--mean must be comma-separated numbers"),
+        (["--dataset", "mnist", "--mean", "nan"], "--mean must be finite numbers"),
+        (["--dataset", "bad\x07name", "--mean", "0", "--std", "1"], "printable text"),
+    ],
+)
 def test_bad_dataset_options_are_usage_errors(runner, pruned_pt, tmp_path, args, needle):
     r = run_cli(runner, "pack", pruned_pt, "-o", tmp_path / "a.cpk", *args)
     _one_line_error(r, 2)
@@ -218,7 +229,10 @@ def test_every_onnx_kind_takes_raw_input_and_carries_the_contract(net28, kind):
 
 def test_unpack_input_options(runner, net28, tmp_path):
     r = run_cli(runner, "unpack", net28, "--onnx", tmp_path / "raw.onnx")
-    assert r.exit_code == 0 and "synthetic-mnist; raw input in [0, 1], normalised by mean (0.5) std (2), in the graph" in r.stdout
+    assert (
+        r.exit_code == 0
+        and "synthetic-mnist; raw input in [0, 1], normalised by mean (0.5) std (2), in the graph" in r.stdout
+    )
     r = run_cli(runner, "unpack", net28, "--onnx", tmp_path / "n.onnx", "--normalised-input")
     assert r.exit_code == 0 and "normalised input" in r.stdout
     old = VECTORS / "net_flip.cpk"  # no record: normalised input, said so; raw input refused

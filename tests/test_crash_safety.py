@@ -5,6 +5,7 @@ target, fsyncs it and renames it over the target. So after a kill the target is 
 the complete new file; the only possible leftover is such a temp file (nothing can remove it after SIGKILL;
 on an ordinary error the writer removes it itself, see test_formats.test_write_failure_leaves_nothing).
 """
+
 from __future__ import annotations
 
 import os
@@ -82,8 +83,11 @@ def test_sigkill_during_pack_leaves_old_or_complete_file(tmp_path):
 def test_pack_error_leaves_nothing(tmp_path):
     """An ordinary failure (here: a description the writer refuses) removes its temp file."""
     spec = NetworkSpec(model=ModelSpec(arch="lenet300"), method="prune")
-    bad = Description(spec, {"fc1.weight": TensorCode("dense", (2, 2), values=np.zeros((2, 2), np.float32))},
-                      {"x": np.zeros(2, dtype=np.complex64)})
+    bad = Description(
+        spec,
+        {"fc1.weight": TensorCode("dense", (2, 2), values=np.zeros((2, 2), np.float32))},
+        {"x": np.zeros(2, dtype=np.complex64)},
+    )
     with pytest.raises(ConnpackError):
         pack(bad, tmp_path / "m.cpk")
     assert os.listdir(tmp_path) == []

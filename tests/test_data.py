@@ -64,9 +64,11 @@ def test_cifar_batch_refusals_name_the_dataset(tmp_path, protocol):
             return (os.system, ("true",))
 
     images = np.zeros((1, 3072), dtype=np.uint8)
-    for batch, message in [({"labels": [1, 2], "data": images}, r"not a CIFAR-10 batch \(no labels and matching"),
-                           ({"labels": [10], "data": images}, "CIFAR-10 labels must be 0..9"),
-                           ({"labels": [1], "data": images, "x": Evil()}, r"CIFAR-10 batch refers to \w+\.system: refused")]:
+    for batch, message in [
+        ({"labels": [1, 2], "data": images}, r"not a CIFAR-10 batch \(no labels and matching"),
+        ({"labels": [10], "data": images}, "CIFAR-10 labels must be 0..9"),
+        ({"labels": [1], "data": images, "x": Evil()}, r"CIFAR-10 batch refers to \w+\.system: refused"),
+    ]:
         (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
         with pytest.raises(DataError, match=message):
             data.load("cifar10", "test", tmp_path)
@@ -98,13 +100,19 @@ def test_cifar_batches_are_read_without_unpickling(tmp_path, protocol, bytes_key
     folder.mkdir()
     images = (np.arange(3 * 3072) % 251).astype(np.uint8).reshape(3, 3072)
     key = (lambda k: k.encode()) if bytes_keys else (lambda k: k)
-    batch = {key("batch_label"): key("testing batch 1 of 1"), key("labels"): [9, 0, 300 % 10],
-             key("data"): images, key("filenames"): [key("a.png"), key("b.png"), key("c.png")]}
+    batch = {
+        key("batch_label"): key("testing batch 1 of 1"),
+        key("labels"): [9, 0, 300 % 10],
+        key("data"): images,
+        key("filenames"): [key("a.png"), key("b.png"), key("c.png")],
+    }
     (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
     x, y = data.load("cifar10", "test", tmp_path)
     assert y.tolist() == [9, 0, 0]
-    raw = (x * torch.tensor(data.info("cifar10").std).view(1, 3, 1, 1)
-           + torch.tensor(data.info("cifar10").mean).view(1, 3, 1, 1)) * 255
+    raw = (
+        x * torch.tensor(data.info("cifar10").std).view(1, 3, 1, 1)
+        + torch.tensor(data.info("cifar10").mean).view(1, 3, 1, 1)
+    ) * 255
     assert np.array_equal(raw.round().to(torch.uint8).numpy().reshape(3, 3072), images)
 
 
@@ -132,8 +140,10 @@ def test_fetch_fashion_mnist_from_the_debian_package(tmp_path, monkeypatch):
 
     from connpack import data as d
 
-    idx = {name: bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([i, i + 1, i + 2])
-           for i, name in enumerate(d.FASHION_SHA256)}
+    idx = {
+        name: bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([i, i + 1, i + 2])
+        for i, name in enumerate(d.FASHION_SHA256)
+    }
     monkeypatch.setattr(d, "FASHION_SHA256", {k: hashlib.sha256(v).hexdigest() for k, v in idx.items()})
     monkeypatch.setattr(d, "FASHION_SYSTEM_DIR", tmp_path / "not-installed")
     deb = tmp_path / "dataset-fashion-mnist_1_all.deb"

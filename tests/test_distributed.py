@@ -7,6 +7,7 @@ gradient *scale* would show, which Adam would hide) the per-epoch losses agree t
 are identical on this run; we allow at most 0.1% of differing bits, the room that float reordering can
 legitimately take when a score sits within an ulp of 0.
 """
+
 import json
 import os
 import subprocess
@@ -19,17 +20,44 @@ from connpack import runfile
 from connpack.distributed import Context
 from connpack.trainers import make_config, train
 
-ARGS = dict(method="prune", dataset="synthetic-mnist", epochs=2, limit=600, batch_size=50, optimizer="sgd", lr=0.05,
-            device="cpu")
+ARGS = dict(
+    method="prune",
+    dataset="synthetic-mnist",
+    epochs=2,
+    limit=600,
+    batch_size=50,
+    optimizer="sgd",
+    lr=0.05,
+    device="cpu",
+)
 
 
 def test_two_gloo_ranks_match_a_single_process(tmp_path):
     out = tmp_path / "ddp.pt"
     cli = [f"--{k.replace('_', '-')}={v}" for k, v in ARGS.items()]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "connpack", "train", *cli, "-o", str(out), "-q"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "connpack",
+            "train",
+            *cli,
+            "-o",
+            str(out),
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("wrote") == 1  # only rank 0 prints (and writes)
     ddp, ddp_metrics = runfile.load(out)
@@ -57,12 +85,26 @@ def test_shards_tile_the_global_batch():
 
 
 PRUNING = {
-    "asni": dict(method="asni", dataset="synthetic-mnist", epochs=2, limit=400, batch_size=40, optimizer="sgd",
-                 lr=0.05, alpha=90.0, gamma=0.5, device="cpu"),
-    "imp": dict(method="imp", dataset="synthetic-mnist", epochs=1, limit=400, batch_size=40, iterations=1,
-                device="cpu"),
+    "asni": dict(
+        method="asni",
+        dataset="synthetic-mnist",
+        epochs=2,
+        limit=400,
+        batch_size=40,
+        optimizer="sgd",
+        lr=0.05,
+        alpha=90.0,
+        gamma=0.5,
+        device="cpu",
+    ),
+    "imp": dict(
+        method="imp", dataset="synthetic-mnist", epochs=1, limit=400, batch_size=40, iterations=1, device="cpu"
+    ),
 }
-OUTPUTS = {"asni": {"m.pt", "m.metrics.json", "m.init.pt", "m.C.pt"}, "imp": {"m.pt", "m.metrics.json", "m.ticket.pt", "m.iterations.png"}}
+OUTPUTS = {
+    "asni": {"m.pt", "m.metrics.json", "m.init.pt", "m.C.pt"},
+    "imp": {"m.pt", "m.metrics.json", "m.ticket.pt", "m.iterations.png"},
+}
 
 
 @pytest.mark.parametrize("method", ["asni", "imp"])
@@ -72,9 +114,28 @@ def test_asni_and_imp_under_two_gloo_ranks_match_a_single_process(tmp_path, meth
     out = tmp_path / "m.pt"
     cli = [f"--{k.replace('_', '-')}={v}" for k, v in args.items()]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "connpack", "train", *cli, "-o", str(out), "-q"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "connpack",
+            "train",
+            *cli,
+            "-o",
+            str(out),
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count(f"wrote {out} ") == 1  # rank 0 alone writes and prints
     assert {p.name for p in tmp_path.iterdir()} == OUTPUTS[method]  # and no checkpoint is left behind

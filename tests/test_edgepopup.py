@@ -1,4 +1,5 @@
 """edge-popup (Ramanujan et al.): exact top-k with STE through |s|, defaults, frozen BN, width, ResNet-18, packing."""
+
 import math
 
 import numpy as np
@@ -52,8 +53,7 @@ def test_gradient_goes_straight_through_the_top_k_and_through_abs():
 
 def test_defaults_are_the_papers():
     cfg = make_config(method="edge-popup")
-    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.schedule) == \
-        ("sgd", 0.1, 128, 1e-4, "cosine")
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.schedule) == ("sgd", 0.1, 128, 1e-4, "cosine")
     adam = make_config(method="edge-popup", optimizer="adam")
     assert adam.schedule == "none" and adam.lr > 0  # "with Adam we do not decay the learning rate"
 
@@ -70,8 +70,11 @@ def test_lenet_keeps_exactly_k_per_layer_and_cosine_decays(tmp_path):
 @pytest.mark.parametrize("arch", ["conv2", "conv8", "resnet18"])
 def test_conv_models_train_with_frozen_batch_norm(arch):
     width = 0.0625 if arch == "resnet18" else 0.125
-    desc, _ = train(make_config(arch=arch, dataset="synthetic-cifar", width=width, init="signed_constant_scaled",
-                                **{**SMALL, "limit": 32}))
+    desc, _ = train(
+        make_config(
+            arch=arch, dataset="synthetic-cifar", width=width, init="signed_constant_scaled", **{**SMALL, "limit": 32}
+        )
+    )
     assert desc.spec.model.batchnorm == "frozen"
     assert desc.spec.init.scale == pytest.approx(math.sqrt(2))  # sqrt(1/k), k = 0.5
     model = models.build(desc.spec)
@@ -110,8 +113,25 @@ def test_adam_option_and_unscaled_inits_train():
 
 def test_edge_popup_model_packs_and_reports_k(runner, tmp_path):
     pt, cpk = tmp_path / "ep.pt", tmp_path / "ep.cpk"
-    res = run_cli(runner, "train", "--method", "edge-popup", "--k", "0.3", "--dataset", "synthetic-mnist", "--limit",
-                  "64", "--epochs", "1", "--device", "cpu", "-q", "-o", pt)
+    res = run_cli(
+        runner,
+        "train",
+        "--method",
+        "edge-popup",
+        "--k",
+        "0.3",
+        "--dataset",
+        "synthetic-mnist",
+        "--limit",
+        "64",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+        "-o",
+        pt,
+    )
     assert res.exit_code == 0, res.output
     assert run_cli(runner, "pack", pt).exit_code == 0 and cpk.exists()
     desc, _ = runfile.load(pt)

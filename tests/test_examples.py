@@ -1,4 +1,5 @@
 """Every script in examples/ runs, with tiny settings, and checks what it claims."""
+
 import importlib.util
 from pathlib import Path
 
@@ -19,10 +20,26 @@ def test_every_example_has_a_test():
 
 def test_pack_torch_pruned_resnet18(tmp_path, capsys):
     res = load("pack_torch_pruned_resnet18").main(
-        ["--image-size", "32", "--num-classes", "10", "--zstd-level", "1", "--codec", "ans", "--batch", "2",
-         "--out-dir", str(tmp_path)])
+        [
+            "--image-size",
+            "32",
+            "--num-classes",
+            "10",
+            "--zstd-level",
+            "1",
+            "--codec",
+            "ans",
+            "--batch",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     sizes = res["sizes"]
-    before, after = sizes["torch.save, pruned (weight_orig + weight_mask)"], sizes["torch.save, after prune.remove (zeros)"]
+    before, after = (
+        sizes["torch.save, pruned (weight_orig + weight_mask)"],
+        sizes["torch.save, after prune.remove (zeros)"],
+    )
     assert before > 1.9 * after  # weight_orig + weight_mask
     assert sizes["connpack .cpk, float32 values"] < after / 8
     assert sizes["connpack .cpk, float16 values"] < 0.6 * sizes["connpack .cpk, float32 values"]
@@ -33,8 +50,19 @@ def test_pack_torch_pruned_resnet18(tmp_path, capsys):
 
 def test_edgepopup_conv6_onnx(tmp_path):
     res = load("edgepopup_conv6_onnx").main(
-        ["--dataset", "synthetic-cifar", "--epochs", "1", "--limit", "128", "--width", "0.125", "--out-dir",
-         str(tmp_path)])
+        [
+            "--dataset",
+            "synthetic-cifar",
+            "--epochs",
+            "1",
+            "--limit",
+            "128",
+            "--width",
+            "0.125",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert res["agree"] == 1.0 and 0.0 <= res["accuracy"] <= 1.0
     assert (tmp_path / "model.onnx").exists()
     assert res["cpk_bytes"] * 8 / res["weights"] < 1.5  # a mask bit per weight (k = 0.5), entropy coded, + header
@@ -69,9 +97,18 @@ def test_onnx_raw_pixels(tmp_path):
     with gzip.open(tmp_path / "images.gz", "wb") as f:
         f.write(b"\0\0\x08\x03" + (64).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + pixels.tobytes())
     (tmp_path / "labels").write_bytes(b"\0\0\x08\x01" + (64).to_bytes(4, "big") + labels.tobytes())
-    r = subprocess.run([sys.executable, str(EXAMPLES / "onnx_raw_pixels.py"), str(tmp_path / "m.onnx"),
-                        str(tmp_path / "images.gz"), str(tmp_path / "labels")], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "onnx_raw_pixels.py"),
+            str(tmp_path / "m.onnx"),
+            str(tmp_path / "images.gz"),
+            str(tmp_path / "labels"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"accuracy 100.00% on fashion-mnist; first: {data.FASHION_CLASSES[labels[0]]}"
     assert len((EXAMPLES / "onnx_raw_pixels.py").read_text().splitlines()) <= 14  # ~10 lines of code + docstring

@@ -1,5 +1,6 @@
 """The .cpk container: round trips, determinism, golden vectors, one negative test per validation step,
 allocation caps, fuzzing (hypothesis, small budget), atomic writes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connpack import errors as E
-from connpack.formats import (MAGIC, Container, decode, encode, header_size, inspect_sections, read,
-                              write)
+from connpack.formats import MAGIC, Container, decode, encode, header_size, inspect_sections, read, write
 from connpack.formats import container as C
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +35,13 @@ def golden_container() -> Container:
     r, c = np.indices((16, 40))
     rows = ((c * 7 + r * 13) % 40) < np.array([0, 40, 2, 20, 5, 0, 38, 1, 3, 10, 0, 40, 6, 9, 30, 4])[:, None]
     return Container(
-        meta={"format_test": "golden-1", "pi": 3.25, "list": [1, "a", None, True], "unicode": "\u03bc-cpk",
-              "nested": {"b": 2, "a": [1.5e-07, -0.0]}},
+        meta={
+            "format_test": "golden-1",
+            "pi": 3.25,
+            "list": [1, "a", None, True],
+            "unicode": "\u03bc-cpk",
+            "nested": {"b": 2, "a": [1.5e-07, -0.0]},
+        },
         arrays={
             "a.mask": ((i * 7 + j * 3) % 5) == 0,
             "b.flip": (k % 7) == 3,
@@ -74,14 +79,14 @@ def pieces(data: bytes) -> tuple[bytes, list[tuple[str, str, bytes]]]:
     meta, table, start = C._parse_header(data)
     sections, off = [], start
     for e in table:
-        sections.append((e[0], e[3], data[off:off + e[4]]))
+        sections.append((e[0], e[3], data[off : off + e[4]]))
         off += e[4]
     return C._canonical({"m": meta, "s": table}), sections
 
 
 def zstd_dependent(data: bytes) -> bool:
     """True when the file's exact bytes depend on the libzstd version (zstd header or a zstd section)."""
-    return data[C.PREFIX_SIZE:C.PREFIX_SIZE + 4] == C.ZSTD_MAGIC or any(c == "zstd" for _, c, _ in pieces(data)[1])
+    return data[C.PREFIX_SIZE : C.PREFIX_SIZE + 4] == C.ZSTD_MAGIC or any(c == "zstd" for _, c, _ in pieces(data)[1])
 
 
 def check_pinned(fname: str, info: dict, data: bytes, fresh: bytes, zstd_version: str) -> None:
@@ -112,27 +117,41 @@ def check_pinned(fname: str, info: dict, data: bytes, fresh: bytes, zstd_version
 def regenerate_vectors():  # run by hand: CPK_REGEN=1 pytest tests/test_formats.py -k golden
     VECTORS.mkdir(parents=True, exist_ok=True)
     c = golden_container()
-    manifest = {"arrays": {n: {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": array_sha(a)}
-                           for n, a in sorted(c.arrays.items())},
-                "meta": c.meta, "files": {}, "zstd": libzstd_version()}
+    manifest = {
+        "arrays": {
+            n: {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": array_sha(a)}
+            for n, a in sorted(c.arrays.items())
+        },
+        "meta": c.meta,
+        "files": {},
+        "zstd": libzstd_version(),
+    }
     for codec in GOLDEN_CODECS:
         data = encode(c, codec=codec)
         (VECTORS / f"golden_{codec}.cpk").write_bytes(data)
-        manifest["files"][f"golden_{codec}.cpk"] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                                   "zstd": zstd_dependent(data)}
+        manifest["files"][f"golden_{codec}.cpk"] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "zstd": zstd_dependent(data),
+        }
     (VECTORS / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def small_file(codec="auto") -> bytes:
     rng = np.random.default_rng(5)
-    return encode(Container({"k": "v"}, {"m": rng.random((20, 30)) < 0.2, "w": np.arange(4, dtype=np.float32)}),
-                  codec=codec)
+    return encode(
+        Container({"k": "v"}, {"m": rng.random((20, 30)) < 0.2, "w": np.arange(4, dtype=np.float32)}), codec=codec
+    )
 
 
 def craft(header_obj=None, sections=b"", *, header_bytes=None, magic=MAGIC, version=1, hlen=None, hcrc=None):
     hb = header_bytes if header_bytes is not None else C._canonical(header_obj)
-    return struct.pack("<4sHII", magic, version, len(hb) if hlen is None else hlen,
-                       zlib.crc32(hb) if hcrc is None else hcrc) + hb + sections
+    return (
+        struct.pack(
+            "<4sHII", magic, version, len(hb) if hlen is None else hlen, zlib.crc32(hb) if hcrc is None else hcrc
+        )
+        + hb
+        + sections
+    )
 
 
 def entry(name, payload, shape, codec="raw", dtype="b1"):
@@ -152,8 +171,10 @@ def test_round_trip_every_codec(codec):
 
 def test_dict_order_invariance():
     c = golden_container()
-    rev = Container(meta=json.loads(json.dumps(c.meta))[::1] if False else dict(reversed(list(c.meta.items()))),
-                    arrays=dict(reversed(list(c.arrays.items()))))
+    rev = Container(
+        meta=json.loads(json.dumps(c.meta))[::1] if False else dict(reversed(list(c.meta.items()))),
+        arrays=dict(reversed(list(c.arrays.items()))),
+    )
     assert encode(rev) == encode(c)
     assert encode(c) == encode(c)
 
@@ -166,7 +187,7 @@ def test_golden_vectors_pinned():
     assert set(manifest["files"]) == {f"golden_{k}.cpk" for k in GOLDEN_CODECS}
     for fname, info in manifest["files"].items():
         data = (VECTORS / fname).read_bytes()
-        codec = fname[len("golden_"):-len(".cpk")]
+        codec = fname[len("golden_") : -len(".cpk")]
         check_pinned(fname, info, data, encode(c, codec=codec), manifest["zstd"])
         got = decode(data)
         assert got.meta == manifest["meta"]
@@ -190,12 +211,18 @@ def test_independent_reader_agrees():
 
 def test_inspect_and_header_size():
     rng = np.random.default_rng(0)
-    meta = {"arch": "lenet300", "rng": {"alg": "philox4x32-10", "seed": 1234},
-            "init": {"dist": "signed_constant", "scale": "kaiming_uniform", "gain": 1.0},
-            "method": "minimal_flipping", "hparams": {"density": 0.08, "epochs": 10},
-            "hashes": {"fc1": "0123456789abcdef", "fc2": "fedcba9876543210", "fc3": "0011223344556677"}}
-    arrays = {n: rng.random(s) < 0.08 for n, s in [("fc1.mask", (300, 784)), ("fc2.mask", (100, 300)),
-                                                    ("fc3.mask", (10, 100))]}
+    meta = {
+        "arch": "lenet300",
+        "rng": {"alg": "philox4x32-10", "seed": 1234},
+        "init": {"dist": "signed_constant", "scale": "kaiming_uniform", "gain": 1.0},
+        "method": "minimal_flipping",
+        "hparams": {"density": 0.08, "epochs": 10},
+        "hashes": {"fc1": "0123456789abcdef", "fc2": "fedcba9876543210", "fc3": "0011223344556677"},
+    }
+    arrays = {
+        n: rng.random(s) < 0.08
+        for n, s in [("fc1.mask", (300, 784)), ("fc2.mask", (100, 300)), ("fc3.mask", (10, 100))]
+    }
     data = encode(Container(meta, arrays))
     infos = inspect_sections(data)
     hs = header_size(data)
@@ -257,6 +284,7 @@ def test_header_too_large():
     with pytest.raises(E.HeaderTooLargeError):
         decode(craft(header_bytes=b"{}", hlen=C.MAX_HEADER + 1))
     import zstandard  # a compressed header that inflates beyond the cap
+
     z = zstandard.ZstdCompressor(level=3).compress(b'{"m":{"x":"' + b"a" * (C.MAX_HEADER + 10) + b'"},"s":[]}')
     with pytest.raises(E.HeaderTooLargeError):
         decode(craft(header_bytes=z))
@@ -269,12 +297,26 @@ def test_header_checksum():
         decode(bytes(good))
 
 
-@pytest.mark.parametrize("hb", [b"{not json", b'{"m":{}, "s":[]}', b'{"s":[],"m":{}}', b'\xff\xfe',
-                                b'{"m":{},"m":{},"s":[]}', b"[1]", b'{"m":{}}', b'{"m":[],"s":[]}',
-                                b'{"m":{},"s":[["a","b1",[2],"raw",1]]}', b'{"m":{},"s":[["a","c8",[2],"raw",1,0]]}',
-                                b'{"m":{},"s":[["a","b1",[-2],"raw",1,0]]}', b'{"m":{},"s":[["a","b1",[2],"raw",1,true]]}',
-                                b'{"m":{},"s":[["b","b1",[],"raw",0,0],["a","b1",[],"raw",0,0]]}',
-                                b'{"m":{"x":NaN},"s":[]}', b"[" * 100000])
+@pytest.mark.parametrize(
+    "hb",
+    [
+        b"{not json",
+        b'{"m":{}, "s":[]}',
+        b'{"s":[],"m":{}}',
+        b"\xff\xfe",
+        b'{"m":{},"m":{},"s":[]}',
+        b"[1]",
+        b'{"m":{}}',
+        b'{"m":[],"s":[]}',
+        b'{"m":{},"s":[["a","b1",[2],"raw",1]]}',
+        b'{"m":{},"s":[["a","c8",[2],"raw",1,0]]}',
+        b'{"m":{},"s":[["a","b1",[-2],"raw",1,0]]}',
+        b'{"m":{},"s":[["a","b1",[2],"raw",1,true]]}',
+        b'{"m":{},"s":[["b","b1",[],"raw",0,0],["a","b1",[],"raw",0,0]]}',
+        b'{"m":{"x":NaN},"s":[]}',
+        b"[" * 100000,
+    ],
+)
 def test_invalid_header(hb):
     with pytest.raises(E.InvalidHeaderError):
         decode(craft(header_bytes=hb))
@@ -308,8 +350,12 @@ def test_size_overflow_huge_shape_is_cheap():
     with pytest.raises(E.SizeOverflowError):
         decode(data)
     with pytest.raises(E.SizeOverflowError):  # total over all sections is capped too
-        decode(craft({"m": {}, "s": [entry("a", payload, (2**30 + 1,), "ans"), entry("b", payload, (2**30,), "ans")]},
-                     payload * 2))
+        decode(
+            craft(
+                {"m": {}, "s": [entry("a", payload, (2**30 + 1,), "ans"), entry("b", payload, (2**30,), "ans")]},
+                payload * 2,
+            )
+        )
     with pytest.raises(E.SizeOverflowError):  # and the caller can lower the cap
         decode(craft({"m": {}, "s": [entry("a", payload, (1000, 1000), "ans")]}, payload), max_elements=10**5)
     peak = tracemalloc.get_traced_memory()[1]
@@ -340,6 +386,7 @@ def test_decoded_length():
     with pytest.raises(E.DecodedLengthError):
         decode(craft({"m": {}, "s": [entry("a", p, (3,), "raw", "f4")]}, p))
     from connpack.formats.codecs import ans
+
     p = ans.encode(np.ones(64, bool) & (np.arange(64) % 3 == 0), (64,))  # coded for 64 bits, declared 640
     with pytest.raises(E.DecodedLengthError):
         decode(craft({"m": {}, "s": [entry("a", p, (640,), "ans")]}, p))
@@ -347,6 +394,7 @@ def test_decoded_length():
 
 def test_shape_mismatch():
     from connpack.formats.codecs import context
+
     bits = np.arange(12).reshape(3, 4) % 2 == 0
     p = context.encode(bits, bits.shape, (1, 0, 0))
     with pytest.raises(E.ShapeMismatchError):  # a context payload needs >= 2 dimensions
@@ -380,7 +428,7 @@ def _fix_crcs(data: bytes) -> bytes:
     for e in table:
         if off + e[4] > len(data):
             return data
-        e[5] = zlib.crc32(data[off:off + e[4]])
+        e[5] = zlib.crc32(data[off : off + e[4]])
         off += e[4]
     hb = C._canonical({"m": meta, "s": table})
     return struct.pack("<4sHII", MAGIC, 1, len(hb), zlib.crc32(hb)) + hb + bytes(out[start:])
@@ -398,7 +446,7 @@ def test_fuzz_mutations_raise_only_connpack_errors(data):
         elif op == "byte" and buf:
             buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
         elif op == "trunc":
-            del buf[data.draw(st.integers(0, len(buf))):]
+            del buf[data.draw(st.integers(0, len(buf))) :]
         elif op == "extend":
             buf += data.draw(st.binary(min_size=1, max_size=16))
         elif op == "insert":
@@ -406,7 +454,7 @@ def test_fuzz_mutations_raise_only_connpack_errors(data):
             buf[i:i] = data.draw(st.binary(min_size=1, max_size=4))
         elif op == "delete" and buf:
             i = data.draw(st.integers(0, len(buf) - 1))
-            del buf[i:i + data.draw(st.integers(1, 4))]
+            del buf[i : i + data.draw(st.integers(1, 4))]
     blob = bytes(buf)
     if data.draw(st.booleans()):
         blob = _fix_crcs(blob)

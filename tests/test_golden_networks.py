@@ -4,6 +4,7 @@ own Philox); the tensor index; one negative test per network-layer check, throug
 
 Regenerate the vectors on purpose with ``python -m tests.test_golden_networks --regen`` (or CPK_REGEN=1 pytest).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,32 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
     """name -> (Description, value dtype); one per representation, built from fixed patterns."""
     out = {}
     # mask (pruning): signed constant weights, fc1 drawn from a normal (inits override), seed above 2**32
-    spec = NetworkSpec(model=_model(), rng=RngSpec(seed=2**40 + 12345), method="prune",
-                       init=InitSpec(p_positive=0.3), inits={"fc1.weight": InitSpec(dist="kaiming_normal")})
-    out["mask"] = (Description(spec, {n: TensorCode("mask", s, bits=_pattern(s, 3, 5, 4, 1))
-                                      for n, s in SHAPES.items()}), "float32")
+    spec = NetworkSpec(
+        model=_model(),
+        rng=RngSpec(seed=2**40 + 12345),
+        method="prune",
+        init=InitSpec(p_positive=0.3),
+        inits={"fc1.weight": InitSpec(dist="kaiming_normal")},
+    )
+    out["mask"] = (
+        Description(spec, {n: TensorCode("mask", s, bits=_pattern(s, 3, 5, 4, 1)) for n, s in SHAPES.items()}),
+        "float32",
+    )
     # flip (sign flipping): signed constant weights
     spec = NetworkSpec(model=_model(), rng=RngSpec(seed=7), method="flip")
-    out["flip"] = (Description(spec, {n: TensorCode("flip", s, bits=_pattern(s, 1, 2, 7))
-                                      for n, s in SHAPES.items()}), "float32")
+    out["flip"] = (
+        Description(spec, {n: TensorCode("flip", s, bits=_pattern(s, 1, 2, 7)) for n, s in SHAPES.items()}),
+        "float32",
+    )
     # ternary (ASNI centroids): mask + signs of the kept weights + (c_neg, c_pos); fc3 stays dense
     tensors = {}
     for k, (n, s) in enumerate(list(SHAPES.items())[:2]):
         bits = _pattern(s, 2, 3, 3)
         signs = (np.arange(int(bits.sum())) * (k + 5)) % 3 != 0
         tensors[n] = TensorCode("ternary", s, bits=bits, signs=signs, centroids=(-0.375 - k, 0.5 + k))
-    tensors["fc3.weight"] = TensorCode("dense", SHAPES["fc3.weight"],
-                                       values=(np.arange(50, dtype=np.float32).reshape(10, 5) - 25) / 64)
+    tensors["fc3.weight"] = TensorCode(
+        "dense", SHAPES["fc3.weight"], values=(np.arange(50, dtype=np.float32).reshape(10, 5) - 25) / 64
+    )
     spec = NetworkSpec(model=_model(), init=InitSpec(dist="kaiming_normal"), method="asni")
     out["ternary"] = (Description(spec, tensors), "float32")
     # values (trained sparse weights, stored as float16) with biases
@@ -81,12 +92,15 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
     for i, (n, s) in enumerate(SHAPES.items()):
         a = np.abs(rng.generate(spec.init_for(n), 3, i, s))
         bits = (a >= np.sort(a.ravel())[a.size * 7 // 10]) ^ _pattern(s, 1, 3, 11)  # top 30% by |G|, ~9% flipped
-        tensors[n] = TensorCode("values", s, bits=bits, values=(np.arange(int(bits.sum()), dtype=np.float32) % 7 - 3) / 4)
+        tensors[n] = TensorCode(
+            "values", s, bits=bits, values=(np.arange(int(bits.sum()), dtype=np.float32) % 7 - 3) / 4
+        )
     out["imp"] = (Description(spec, tensors), "float32")
     # quantised values (cpk.md 7.2.1): fc1 float16 values (the planes codec), fc2 one step plus the seed
     # prediction a * G, fc3 per-channel steps (indices coded with qans)
-    spec = NetworkSpec(model=_model(width=0.25), rng=RngSpec(seed=11), init=InitSpec(dist="kaiming_normal"),
-                       method="imp")
+    spec = NetworkSpec(
+        model=_model(width=0.25), rng=RngSpec(seed=11), init=InitSpec(dist="kaiming_normal"), method="imp"
+    )
     tensors, plan = {}, {}
     for i, (n, s) in enumerate(QUANT_SHAPES.items()):
         g = rng.generate(spec.init_for(n), 11, i, s)
@@ -94,24 +108,36 @@ def golden_networks() -> dict[str, tuple[Description, str]]:
         wiggle = ((np.arange(int(bits.sum())) * 37) % 101 - 50).astype(np.float32) / 400
         tensors[n] = TensorCode("values", s, bits=bits, values=(g[bits] * (1 + wiggle)).astype(np.float32))
     steps = (np.arange(QUANT_SHAPES["fc3.weight"][0], dtype=np.float32) % 4 + 1) / 64
-    plan = {"fc1.weight": "float16", "fc2.weight": vq.Quant(np.float32([0.015625]), a=1.0625),
-            "fc3.weight": vq.Quant(steps)}
+    plan = {
+        "fc1.weight": "float16",
+        "fc2.weight": vq.Quant(np.float32([0.015625]), a=1.0625),
+        "fc3.weight": vq.Quant(steps),
+    }
     out["quant"] = (Description(spec, tensors), plan)
     # dense fallback (baseline training) with affine batch norm
-    tensors = {n: TensorCode("dense", s, values=(np.arange(np.prod(s), dtype=np.float32).reshape(s) % 17 - 8) / 32)
-               for n, s in SHAPES.items()}
+    tensors = {
+        n: TensorCode("dense", s, values=(np.arange(np.prod(s), dtype=np.float32).reshape(s) % 17 - 8) / 32)
+        for n, s in SHAPES.items()
+    }
     dense = {}
     for k, c in ((1, 15), (2, 5)):
-        dense |= {f"bn{k}.weight": np.full(c, 1.5, np.float32), f"bn{k}.bias": np.linspace(-1, 1, c, dtype=np.float32),
-                  f"bn{k}.running_mean": np.arange(c, dtype=np.float32) / 8,
-                  f"bn{k}.running_var": np.ones(c, np.float32) * 2}
+        dense |= {
+            f"bn{k}.weight": np.full(c, 1.5, np.float32),
+            f"bn{k}.bias": np.linspace(-1, 1, c, dtype=np.float32),
+            f"bn{k}.running_mean": np.arange(c, dtype=np.float32) / 8,
+            f"bn{k}.running_var": np.ones(c, np.float32) * 2,
+        }
     spec = NetworkSpec(model=_model(batchnorm="affine"), method="baseline")
     out["dense"] = (Description(spec, tensors, dense), "float32")
     # the data contract (cpk.md 7.9): the flip network with its dataset, input preparation and class names
     flip = out["flip"][0]
-    record = DataContract("fashion-mnist", (0.286,), (0.353,), (0.0, 1.0),
-                          ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                           "Ankle boot"))
+    record = DataContract(
+        "fashion-mnist",
+        (0.286,),
+        (0.353,),
+        (0.0, 1.0),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    )
     out["data"] = (Description(flip.spec, flip.tensors, data=record), "float32")
     return out
 
@@ -151,9 +177,12 @@ def regenerate(directory: Path = VECTORS, only: set[str] | None = None) -> None:
         data = path.read_bytes()
         back = unpack(path)
         tensors = back.state_dict()
-        manifest["files"][path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "zstd": zstd_dependent(data),
-                                        "values": values if isinstance(values, str) else "quantised",
-                                        "tensors": {k: tensor_sha(v) for k, v in sorted(tensors.items())}}
+        manifest["files"][path.name] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "zstd": zstd_dependent(data),
+            "values": values if isinstance(values, str) else "quantised",
+            "tensors": {k: tensor_sha(v) for k, v in sorted(tensors.items())},
+        }
         if back.data is not None:
             manifest["files"][path.name]["data"] = back.data.to_meta()
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -176,7 +205,9 @@ def test_golden_networks_pinned(manifest):
         data = (VECTORS / fname).read_bytes()
         check_pinned(fname, info, data, formats.encode(to_container(desc, values)), manifest["zstd"])
         back = unpack(VECTORS / fname)
-        assert list(back.tensors) == list(QUANT_SHAPES if name == "quant" else SHAPES)  # tensor index order, whatever the header's key order
+        assert list(back.tensors) == list(
+            QUANT_SHAPES if name == "quant" else SHAPES
+        )  # tensor index order, whatever the header's key order
         got = back.state_dict()
         assert {k: tensor_sha(v) for k, v in got.items()} == info["tensors"], fname
         want = expected_tensors(desc, values)  # the Description that was packed gives the same tensors
@@ -272,10 +303,16 @@ def test_independent_philox_and_transforms_match_connpack():
     seed, index = 2**40 + 12345, 3
     assert np.array_equal(ir.philox_words(seed, index, 1001), rng.random_words(seed, index, 1001))
     np.testing.assert_array_equal(ir.normals(seed, index, 777), rng.normal_f64(seed, index, (777,)))
-    for init, shape in [(InitSpec(), (6, 4, 3, 3)), (InitSpec(dist="kaiming_normal", scale=0.5), (9, 7)),
-                        (InitSpec(dist="xavier_normal"), (5, 5)), (InitSpec(dist="kaiming_uniform", gain=1.0), (4, 9)),
-                        (InitSpec(p_positive=0.9), (3, 17)), (InitSpec(p_positive=2**-24), (64, 64)),
-                        (InitSpec(p_positive=0.5 + 2**-25), (64, 64)), (InitSpec(p_positive=1.0), (2, 5))]:
+    for init, shape in [
+        (InitSpec(), (6, 4, 3, 3)),
+        (InitSpec(dist="kaiming_normal", scale=0.5), (9, 7)),
+        (InitSpec(dist="xavier_normal"), (5, 5)),
+        (InitSpec(dist="kaiming_uniform", gain=1.0), (4, 9)),
+        (InitSpec(p_positive=0.9), (3, 17)),
+        (InitSpec(p_positive=2**-24), (64, 64)),
+        (InitSpec(p_positive=0.5 + 2**-25), (64, 64)),
+        (InitSpec(p_positive=1.0), (2, 5)),
+    ]:
         want = rng.generate(init, seed, index, shape)
         got = ir.generate(init.to_dict(), seed, index, shape)
         assert got.dtype == np.float32 and np.array_equal(got, want), init
@@ -379,8 +416,10 @@ def test_shape_mismatch_with_the_architecture(tmp_path):
     path = _write(tmp_path / "bad.cpk", _shape_mismatch())
     with pytest.raises(E.ShapeMismatchError):
         unpack(path)
-    _write(tmp_path / "order.cpk", _meta_edit(lambda m: (m["t"]["fc1.weight"].update(i=1),
-                                                         m["t"]["fc2.weight"].update(i=0))))
+    _write(
+        tmp_path / "order.cpk",
+        _meta_edit(lambda m: (m["t"]["fc1.weight"].update(i=1), m["t"]["fc2.weight"].update(i=0))),
+    )
     with pytest.raises(E.ShapeMismatchError):  # tensor 0 must be the architecture's first layer
         unpack(tmp_path / "order.cpk")
 
@@ -392,11 +431,14 @@ def test_regenerated_weight_hash_mismatch(tmp_path):
     desc.state_dict(verify=False)  # the check, not the decoding, refuses it
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: _meta_edit(lambda m: m["t"]["fc1.weight"].update(q=0)), "unknown field"),
-    (_shape_mismatch, "shape"),
-    (_hash_mismatch, "does not match its recorded hash"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda: _meta_edit(lambda m: m["t"]["fc1.weight"].update(q=0)), "unknown field"),
+        (_shape_mismatch, "shape"),
+        (_hash_mismatch, "does not match its recorded hash"),
+    ],
+)
 def test_network_errors_through_the_cli(runner, tmp_path, make, needle):
     from tests.test_cli import _one_line_error
 
@@ -425,8 +467,9 @@ def test_magnitude_order_pays_on_imp_like_masks(tmp_path):
     assert fc1.coded_bytes * 8 < 0.75 * fc1.bound_bits  # the bound of the bits in either order
     back = unpack(tmp_path / "m.cpk")
     assert all(np.array_equal(back.tensors[n].bits, c.bits) for n, c in tensors.items())
-    assert all(np.array_equal(v, ir.read_network((tmp_path / "m.cpk").read_bytes())[k])
-               for k, v in back.state_dict().items())
+    assert all(
+        np.array_equal(v, ir.read_network((tmp_path / "m.cpk").read_bytes())[k]) for k, v in back.state_dict().items()
+    )
 
 
 def test_pack_records_missing_hashes(tmp_path):

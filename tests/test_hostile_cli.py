@@ -1,6 +1,7 @@
 """Hostile command lines and filesystems (issue 16, the CLI side): outputs that alias inputs, special files,
 several outputs written all or none, full disks, corrupt checkpoints, usage errors, terminal injection,
 signals. Every case: one line on stderr, the exit code of its class, nothing half-written, nothing lost."""
+
 from __future__ import annotations
 
 import errno
@@ -55,19 +56,22 @@ def _listing(folder: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- 1. data loss
-@pytest.mark.parametrize("make,args", [
-    (None, ["pack", "m.pt", "-o", "m.pt"]),
-    ("hard", ["pack", "m.pt", "-o", "alias.cpk"]),
-    ("sym", ["pack", "m.pt", "-o", "alias.cpk"]),
-    (None, ["pack", "m.cpk"]),  # the default output beside a .cpk input is the input itself
-    (None, ["unpack", "m.cpk", "--onnx", "m.cpk"]),
-    ("sym", ["unpack", "m.cpk", "--pt", "alias.cpk"]),
-    (None, ["unpack", "m.cpk", "--onnx", "F", "--pt", "F"]),
-    (None, ["unpack", "m.cpk", "--onnx", "F", "--pt", "./sub/../F"]),
-    (None, ["report", "m.cpk", "--plot", "m.cpk"]),
-    (None, ["compare", "m.cpk", "m.pt", "--plot", "m.pt"]),
-    ("ckpt", ["train", "-o", "r.pt", "--resume", "--dataset", "synthetic-mnist"]),  # model.pt = its checkpoint
-])
+@pytest.mark.parametrize(
+    "make,args",
+    [
+        (None, ["pack", "m.pt", "-o", "m.pt"]),
+        ("hard", ["pack", "m.pt", "-o", "alias.cpk"]),
+        ("sym", ["pack", "m.pt", "-o", "alias.cpk"]),
+        (None, ["pack", "m.cpk"]),  # the default output beside a .cpk input is the input itself
+        (None, ["unpack", "m.cpk", "--onnx", "m.cpk"]),
+        ("sym", ["unpack", "m.cpk", "--pt", "alias.cpk"]),
+        (None, ["unpack", "m.cpk", "--onnx", "F", "--pt", "F"]),
+        (None, ["unpack", "m.cpk", "--onnx", "F", "--pt", "./sub/../F"]),
+        (None, ["report", "m.cpk", "--plot", "m.cpk"]),
+        (None, ["compare", "m.cpk", "m.pt", "--plot", "m.pt"]),
+        ("ckpt", ["train", "-o", "r.pt", "--resume", "--dataset", "synthetic-mnist"]),  # model.pt = its checkpoint
+    ],
+)
 def test_outputs_never_alias_inputs(runner, work, make, args):
     (work / "sub").mkdir()
     if make == "hard":
@@ -132,8 +136,10 @@ def test_full_disk_under_torch_save_is_a_file_error(runner, work, monkeypatch):
     def open_full(path, mode="r", *args, **kwargs):
         f = real_open(path, mode, *args, **kwargs)
         if "w" in mode and "b" in mode and os.path.basename(str(path)).startswith(".x.pt."):
+
             def write(data):
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             f.write = write
         return f
 
@@ -184,6 +190,7 @@ def test_train_writes_model_and_metrics_together_and_keeps_the_checkpoint(runner
                         except OSError:
                             return cm.__exit__(*sys.exc_info())
                     return cm.__exit__(*exc)
+
             return Wrap()
         return real(*paths)
 
@@ -206,8 +213,20 @@ def test_resume_from_a_corrupt_checkpoint_keeps_it(runner, work, content):
     else:
         torch.save([1, 2, 3], ckpt)
     before = ckpt.read_bytes()
-    r = run_cli(runner, "train", "--dataset", "synthetic-mnist", "--epochs", "1", "--limit", "50", "-q", "-o", "r.pt",
-                "--resume")
+    r = run_cli(
+        runner,
+        "train",
+        "--dataset",
+        "synthetic-mnist",
+        "--epochs",
+        "1",
+        "--limit",
+        "50",
+        "-q",
+        "-o",
+        "r.pt",
+        "--resume",
+    )
     _one_line_error(r, 3)
     assert ckpt.read_bytes() == before
     assert not (work / "r.pt").exists()
@@ -225,10 +244,17 @@ def _special(kind: str, folder: Path) -> str:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "zero", "dir"])
-@pytest.mark.parametrize("cmd", [
-    ["unpack", "{}", "--onnx", "o.onnx"], ["pack", "{}", "-o", "o.cpk"], ["report", "{}"], ["eval", "{}"],
-    ["bench", "{}"], ["compare", "m.cpk", "{}"],
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["unpack", "{}", "--onnx", "o.onnx"],
+        ["pack", "{}", "-o", "o.cpk"],
+        ["report", "{}"],
+        ["eval", "{}"],
+        ["bench", "{}"],
+        ["compare", "m.cpk", "{}"],
+    ],
+)
 def test_only_regular_files_are_read(runner, work, kind, cmd):
     path = _special(kind, work)
     r = run_cli(runner, *[a.format(path) for a in cmd])
@@ -257,17 +283,20 @@ def test_zip_bomb_pt_is_refused_before_torch_load(runner, work):
 
 
 # ----------------------------------------------------------------------------- 4. exit code by source
-@pytest.mark.parametrize("args,needle", [
-    (["train", "--weight-decay", "nan"], "finite"),
-    (["train", "--lr", "inf"], "finite"),
-    (["train", "--width", "1e6"], "width"),
-    (["pack", "m.pt", "--in-shape", "1,100000000000000000000,1"], "too large"),
-    (["pack", "m.pt", "--in-shape", "1,1e20,1"], "integers"),
-    (["pack", "--nope"], "No such option"),
-    (["train", "--epochs", "abc"], "--epochs"),
-    (["nope"], "No such command"),
-    (["unpack"], "Missing argument"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--weight-decay", "nan"], "finite"),
+        (["train", "--lr", "inf"], "finite"),
+        (["train", "--width", "1e6"], "width"),
+        (["pack", "m.pt", "--in-shape", "1,100000000000000000000,1"], "too large"),
+        (["pack", "m.pt", "--in-shape", "1,1e20,1"], "integers"),
+        (["pack", "--nope"], "No such option"),
+        (["train", "--epochs", "abc"], "--epochs"),
+        (["nope"], "No such command"),
+        (["unpack"], "Missing argument"),
+    ],
+)
 def test_command_line_faults_are_usage_errors(runner, work, args, needle):
     if args[0] == "train":
         args = [*args, "--dataset", "synthetic-mnist", "--limit", "50", "-q", "-o", "w.pt"]
@@ -279,8 +308,14 @@ def test_command_line_faults_are_usage_errors(runner, work, args, needle):
 
 def test_complex_state_dict_is_refused(runner, work):
     """Packing would drop the imaginary part silently: refused as a file error."""
-    torch.save({"fc1.weight": torch.zeros(300, 784, dtype=torch.complex64),
-                "fc2.weight": torch.zeros(100, 300), "fc3.weight": torch.zeros(10, 100)}, work / "c.pt")
+    torch.save(
+        {
+            "fc1.weight": torch.zeros(300, 784, dtype=torch.complex64),
+            "fc2.weight": torch.zeros(100, 300),
+            "fc3.weight": torch.zeros(10, 100),
+        },
+        work / "c.pt",
+    )
     r = run_cli(runner, "pack", "c.pt", "--arch", "connpack:lenet300", "-o", "c.cpk")
     _one_line_error(r, 3)
     assert "complex" in r.stderr and not (work / "c.cpk").exists()
@@ -291,15 +326,32 @@ def _idx(dims, body: bytes | None = None) -> bytes:
     return head + (bytes(int(np.prod(dims))) if body is None else body)
 
 
-@pytest.mark.parametrize("case", ["short-header", "wrong-size", "bad-gzip", "directory", "fifo", "label-range",
-                                  "wrong-dims", "gzip-bomb", "cifar-records", "cifar-missing"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "short-header",
+        "wrong-size",
+        "bad-gzip",
+        "directory",
+        "fifo",
+        "label-range",
+        "wrong-dims",
+        "gzip-bomb",
+        "cifar-records",
+        "cifar-missing",
+    ],
+)
 def test_malformed_datasets_are_data_errors(runner, work, case):
     import gzip
 
     raw = work / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    files = {"train-images-idx3-ubyte": _idx((3, 28, 28)), "train-labels-idx1-ubyte": _idx((3,)),
-             "t10k-images-idx3-ubyte": _idx((3, 28, 28)), "t10k-labels-idx1-ubyte": _idx((3,))}
+    files = {
+        "train-images-idx3-ubyte": _idx((3, 28, 28)),
+        "train-labels-idx1-ubyte": _idx((3,)),
+        "t10k-images-idx3-ubyte": _idx((3, 28, 28)),
+        "t10k-labels-idx1-ubyte": _idx((3,)),
+    }
     for name, blob in files.items():
         (raw / name).write_bytes(blob)
     images = raw / "train-images-idx3-ubyte"
@@ -360,8 +412,11 @@ def test_checker_valid_onnx_that_is_no_classifier_is_a_file_error(runner, work, 
     model = helper.make_model(g, opset_imports=opset)
     onnx.checker.check_model(model)
     onnx.save(model, work / "g.onnx")
-    extra = ["--dataset", "synthetic-mnist", "--limit", "10"] if cmd == "eval" else ["--runs", "2", "--warmup", "0",
-                                                                                       "--batch", "2"]
+    extra = (
+        ["--dataset", "synthetic-mnist", "--limit", "10"]
+        if cmd == "eval"
+        else ["--runs", "2", "--warmup", "0", "--batch", "2"]
+    )
     r = run_cli(runner, cmd, "g.onnx", *extra)
     _one_line_error(r, 3)
 
@@ -378,8 +433,11 @@ def test_third_party_warnings_do_not_reach_stderr(runner, work, monkeypatch):
 
     monkeypatch.setattr(connpack.packing, "unpack", noisy)
     # as outside pytest (which records warnings): a shown warning goes to stderr
-    monkeypatch.setattr(warnings, "showwarning", lambda message, category, *a, **k: sys.stderr.write(
-        f"{category.__name__}: {message}\n"))
+    monkeypatch.setattr(
+        warnings,
+        "showwarning",
+        lambda message, category, *a, **k: sys.stderr.write(f"{category.__name__}: {message}\n"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         r = run_cli(runner, "unpack", "m.cpk", "--onnx", "o.onnx")
@@ -407,8 +465,7 @@ def test_header_strings_reach_the_terminal_escaped(runner, work):
     """A .cpk whose metadata strings carry escape sequences and markup: report shows them escaped."""
     from connpack.packing import pack
 
-    spec = NetworkSpec(model=ModelSpec(arch="lenet300"), method="prune",
-                       hparams={"note": "[/x]\x1b]0;title\x07"})
+    spec = NetworkSpec(model=ModelSpec(arch="lenet300"), method="prune", hparams={"note": "[/x]\x1b]0;title\x07"})
     g = np.random.default_rng(0)
     shapes = {"fc1.weight": (300, 784), "fc2.weight": (100, 300), "fc3.weight": (10, 100)}
     desc = Description(spec, {n: TensorCode("mask", s, bits=g.random(s) < 0.5) for n, s in shapes.items()})
@@ -439,8 +496,17 @@ def test_sigterm_and_sighup_remove_temp_files(tmp_path, sig):
     pack(src, tmp_path / "big.cpk")
     out = tmp_path / "out"
     out.mkdir()
-    cmd = [sys.executable, "-m", "connpack", "unpack", str(tmp_path / "big.cpk"), "--onnx", str(out / "b.onnx"),
-           "--pt", str(out / "b.pt")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "connpack",
+        "unpack",
+        str(tmp_path / "big.cpk"),
+        "--onnx",
+        str(out / "b.onnx"),
+        "--pt",
+        str(out / "b.pt"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not os.listdir(out) and time.monotonic() < deadline and proc.poll() is None:
@@ -456,8 +522,10 @@ def test_sigterm_and_sighup_remove_temp_files(tmp_path, sig):
 # -------------------------------------------------------------------------------- 7. README contract
 def test_readme_error_contract_is_unchanged():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert ("Errors are one line on stderr with an exit code per class: 2 usage/option, 3 input file, 4 .cpk format, "
-            "5 data, 70 internal (`--debug` shows the traceback)") in " ".join(readme.split())
+    assert (
+        "Errors are one line on stderr with an exit code per class: 2 usage/option, 3 input file, 4 .cpk format, "
+        "5 data, 70 internal (`--debug` shows the traceback)"
+    ) in " ".join(readme.split())
 
 
 def test_metrics_json_is_written_beside_the_model(runner, work):

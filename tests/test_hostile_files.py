@@ -1,6 +1,7 @@
 """Hostile .cpk files (issue 16, the file side): metadata validated before any section is decoded, JSON types
 exactly as cpk.md 7.1 writes them, a weight budget, hashes checked as each weight is made, tiny files that
 cost little to refuse, and the check order of cpk.md 3 / 7.3 enumerated one crafted file per step."""
+
 from __future__ import annotations
 
 import time
@@ -12,10 +13,22 @@ import pytest
 import zstandard
 
 from connpack import architectures, formats, packing, rng
-from connpack.errors import (BadMagicError, ChecksumError, DecodedLengthError, FormatError, HeaderTooLargeError,
-                             InvalidHeaderError, NonContiguousError, ShapeMismatchError, SizeOverflowError,
-                             TooSmallError, UnknownCodecError, UnknownFieldError, UnsupportedVersionError,
-                             WeightHashError)
+from connpack.errors import (
+    BadMagicError,
+    ChecksumError,
+    DecodedLengthError,
+    FormatError,
+    HeaderTooLargeError,
+    InvalidHeaderError,
+    NonContiguousError,
+    ShapeMismatchError,
+    SizeOverflowError,
+    TooSmallError,
+    UnknownCodecError,
+    UnknownFieldError,
+    UnsupportedVersionError,
+    WeightHashError,
+)
 from connpack.formats._util import put_uvarint
 from tests import hostile_cpk as H
 
@@ -76,7 +89,7 @@ HUGE = {
     "p_positive 2**70": {"init": {"p_positive": 2**70}},
     "width 10**400": {"model": {"width": 10**400}},  # an integer literal binary64 cannot hold
     "scale 10**400": {"init": {"scale": 10**400}},
-    "p_positive -10**400": {"init": {"p_positive": -10**400}},
+    "p_positive -10**400": {"init": {"p_positive": -(10**400)}},
     "num_classes 10**400": {"model": {"num_classes": 10**400}},
 }
 
@@ -91,19 +104,24 @@ def test_absurd_numbers_are_format_errors_refused_without_work(spec):
 def test_numbers_beyond_float64_are_refused_by_the_header_check():
     data = H.small_network()
     hlen = int.from_bytes(data[6:10], "little")
-    header = data[14:14 + hlen].replace(b'"width":0.01', b'"width":1e400')
-    data = H.prefix(header) + header + data[14 + hlen:]
+    header = data[14 : 14 + hlen].replace(b'"width":0.01', b'"width":1e400')
+    data = H.prefix(header) + header + data[14 + hlen :]
     with pytest.raises(InvalidHeaderError):
         packing.decode(data)
 
 
 def _ternary(c, sign_dtype="b1", dense_dtype="f4"):
     names = list(SMALL)
-    t = {names[0]: {"i": 0, "k": "ternary", "c": c}, names[1]: {"i": 1, "k": "mask", "h": "0" * 16},
-         names[2]: {"i": 2, "k": "dense"}}
-    secs = [(names[0], "b1", SMALL[names[0]], "ans", H.ANS_ALL_ONES),
-            (names[0] + ":s", sign_dtype, [SMALL[names[0]][0] * SMALL[names[0]][1]], "ans", H.ANS_ALL_ONES),
-            (names[1], "b1", SMALL[names[1]], "ans", H.ANS_ALL_ONES)]
+    t = {
+        names[0]: {"i": 0, "k": "ternary", "c": c},
+        names[1]: {"i": 1, "k": "mask", "h": "0" * 16},
+        names[2]: {"i": 2, "k": "dense"},
+    }
+    secs = [
+        (names[0], "b1", SMALL[names[0]], "ans", H.ANS_ALL_ONES),
+        (names[0] + ":s", sign_dtype, [SMALL[names[0]][0] * SMALL[names[0]][1]], "ans", H.ANS_ALL_ONES),
+        (names[1], "b1", SMALL[names[1]], "ans", H.ANS_ALL_ONES),
+    ]
     itemsize = {"f4": 4, "f2": 2, "f8": 8}[dense_dtype]
     secs.append((names[2], dense_dtype, SMALL[names[2]], "raw", bytes(itemsize * 10)))
     return H.small_network(t=t, sections=secs)
@@ -125,10 +143,15 @@ def test_section_dtypes_are_exactly_the_specs():
 
 def test_bias_stored_as_bf16_is_a_format_error():
     bf16 = np.zeros(3, dtype=np.uint16).tobytes()
-    data = H.small_network(meta_spec={"model": {"width": 0.01, "bias": True}}, sections=[
-        *[(n, "b1", list(s), "ans", H.ANS_ALL_ONES) for n, s in SMALL.items()],
-        ("fc1.bias", "bf16", [3], "raw", bf16), ("fc2.bias", "f4", [1], "raw", bytes(4)),
-        ("fc3.bias", "f4", [10], "raw", bytes(40))])
+    data = H.small_network(
+        meta_spec={"model": {"width": 0.01, "bias": True}},
+        sections=[
+            *[(n, "b1", list(s), "ans", H.ANS_ALL_ONES) for n, s in SMALL.items()],
+            ("fc1.bias", "bf16", [3], "raw", bf16),
+            ("fc2.bias", "f4", [1], "raw", bytes(4)),
+            ("fc3.bias", "f4", [10], "raw", bytes(40)),
+        ],
+    )
     with pytest.raises(FormatError, match="dense tensors are f4") as e:
         packing.decode(data)
     assert e.value.exit_code == 4
@@ -178,9 +201,13 @@ def test_cli_max_weights_option(tmp_path):
 
     f = tmp_path / "n.cpk"
     f.write_bytes(H.small_network())
-    for cmd in (["unpack", str(f), "--pt", str(tmp_path / "x.pt"), "--max-weights", "100"],
-                ["report", str(f), "--max-weights", "100"], ["eval", str(f), "--max-weights", "100"],
-                ["bench", str(f), "--max-weights", "100"], ["compare", str(f), str(f), "--max-weights", "100"]):
+    for cmd in (
+        ["unpack", str(f), "--pt", str(tmp_path / "x.pt"), "--max-weights", "100"],
+        ["report", str(f), "--max-weights", "100"],
+        ["eval", str(f), "--max-weights", "100"],
+        ["bench", str(f), "--max-weights", "100"],
+        ["compare", str(f), str(f), "--max-weights", "100"],
+    ):
         r = CliRunner().invoke(app, cmd)
         assert r.exit_code == 4, r.output
         assert "cap of 100 " in r.output and len(r.output.strip().splitlines()) == 1
@@ -264,8 +291,9 @@ def test_report_estimates_zstd_beyond_a_size(tmp_path):
     rep = report(f)
     assert rep.zstd19_estimated and rep.float32_bytes > ZSTD_EXACT_BYTES
     # all-ones masks: +-c weights, highly compressible; the estimate must be of the right order
-    weights = [rng.generate(packing.NetworkSpec().init, 0, i, s).ravel()
-               for i, s in enumerate(H.lenet_shapes(width).values())]
+    weights = [
+        rng.generate(packing.NetworkSpec().init, 0, i, s).ravel() for i, s in enumerate(H.lenet_shapes(width).values())
+    ]
     exact = len(zstandard.ZstdCompressor(level=3).compress(np.concatenate(weights).tobytes()))
     assert 0.2 < rep.zstd19_bytes / exact < 2
     small = tmp_path / "small.cpk"
@@ -316,36 +344,91 @@ ORDER = [
     ("5 shorter than 14 + H", TooSmallError, H.prefix(b"", hlen=100, crc=0) + b"{" * 50, "container"),
     ("6 header checksum", ChecksumError, _file(_zstd_header(2 * MB), crc=1), "container"),
     ("7 zstd header over 1 MiB", HeaderTooLargeError, _file(_zstd_header(2 * MB)), "container"),
-    ("8 header JSON / schema", InvalidHeaderError,
-     _file(b'{"m": {}, "s": [["a","b1",[8],"raw",9,0]]}'), "container"),
-    ("8 unknown header field", UnknownFieldError,
-     _file(H.header_json({"m": {}, "s": [["a", "b1", [8], "raw", 9, 0]], "x": 1})), "container"),
-    ("9 lengths beyond the file", SizeOverflowError,
-     _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 9, 0]]})), "container"),
-    ("10 trailing bytes", NonContiguousError,
-     _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 1, 0]]}), b"\x00\x00"), "container"),
-    ("11 elements over the cap", SizeOverflowError,
-     _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 1, 0]]})), "container"),
-    ("12 section checksum", ChecksumError,
-     _file(H.header_json({"m": {}, "s": [["a", "b1", [8], "zz", 1, 0]]})), "container"),
+    ("8 header JSON / schema", InvalidHeaderError, _file(b'{"m": {}, "s": [["a","b1",[8],"raw",9,0]]}'), "container"),
+    (
+        "8 unknown header field",
+        UnknownFieldError,
+        _file(H.header_json({"m": {}, "s": [["a", "b1", [8], "raw", 9, 0]], "x": 1})),
+        "container",
+    ),
+    (
+        "9 lengths beyond the file",
+        SizeOverflowError,
+        _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 9, 0]]})),
+        "container",
+    ),
+    (
+        "10 trailing bytes",
+        NonContiguousError,
+        _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 1, 0]]}), b"\x00\x00"),
+        "container",
+    ),
+    (
+        "11 elements over the cap",
+        SizeOverflowError,
+        _file(H.header_json({"m": {}, "s": [["a", "b1", [2**40], "zz", 1, 0]]})),
+        "container",
+    ),
+    (
+        "12 section checksum",
+        ChecksumError,
+        _file(H.header_json({"m": {}, "s": [["a", "b1", [8], "zz", 1, 0]]})),
+        "container",
+    ),
     ("13 codec name", UnknownCodecError, H.craft({}, [("a", "b1", [8], "zz", b"\x00")]), "network"),
     ("13 codec not for the dtype", UnknownCodecError, H.craft({}, [("a", "f4", [2], "ans", b"\x00")]), "network"),
-    ("7.3.1 unknown metadata field", UnknownFieldError,
-     H.craft({"spec": {"rng": {"seed": True}}, "t": {}, "x": 1}, [("a", "b1", [8], "ans", H.ANS_STUCK)]), "network"),
-    ("7.3.2 wrong type", FormatError, _net(spec={"model": {"width": 0.01}, "rng": {"seed": True}},
-                                          sections=[("fc1.weight", "b1", [1], "ans", H.ANS_STUCK)]), "network"),
-    ("7.3.2 section dtype", FormatError, _net(sections=[(n, "f4", list(s), "raw", bytes(4)) for n, s in SMALL.items()]),
-     "network"),
-    ("7.3.3 shape vs architecture", ShapeMismatchError,
-     _net(sections=[(n, "b1", [s[0], s[1] + 1], "ans", H.ANS_STUCK) for n, s in SMALL.items()]), "network"),
-    ("14 payload parameter vs shape", ShapeMismatchError,
-     _net(sections=[(n, "b1", list(s), "context", CONTEXT_BAD_AXIS_AND_PARAMS) for n, s in SMALL.items()]), "network"),
-    ("14 payload", DecodedLengthError,
-     _net(sections=[(n, "b1", list(s), "ans", H.ANS_STUCK) for n, s in SMALL.items()]), "network"),
-    ("7.3.3 kept count of :s", ShapeMismatchError,
-     _net(t={n: {"i": i, "k": "ternary", "c": [-1.0, 1.0]} for i, n in enumerate(SMALL)},
-          sections=[x for n, s in SMALL.items() for x in ((n, "b1", list(s), "ans", H.ANS_ALL_ONES),
-                                                           (n + ":s", "b1", [1], "ans", H.ANS_ALL_ONES))]), "network"),
+    (
+        "7.3.1 unknown metadata field",
+        UnknownFieldError,
+        H.craft({"spec": {"rng": {"seed": True}}, "t": {}, "x": 1}, [("a", "b1", [8], "ans", H.ANS_STUCK)]),
+        "network",
+    ),
+    (
+        "7.3.2 wrong type",
+        FormatError,
+        _net(
+            spec={"model": {"width": 0.01}, "rng": {"seed": True}},
+            sections=[("fc1.weight", "b1", [1], "ans", H.ANS_STUCK)],
+        ),
+        "network",
+    ),
+    (
+        "7.3.2 section dtype",
+        FormatError,
+        _net(sections=[(n, "f4", list(s), "raw", bytes(4)) for n, s in SMALL.items()]),
+        "network",
+    ),
+    (
+        "7.3.3 shape vs architecture",
+        ShapeMismatchError,
+        _net(sections=[(n, "b1", [s[0], s[1] + 1], "ans", H.ANS_STUCK) for n, s in SMALL.items()]),
+        "network",
+    ),
+    (
+        "14 payload parameter vs shape",
+        ShapeMismatchError,
+        _net(sections=[(n, "b1", list(s), "context", CONTEXT_BAD_AXIS_AND_PARAMS) for n, s in SMALL.items()]),
+        "network",
+    ),
+    (
+        "14 payload",
+        DecodedLengthError,
+        _net(sections=[(n, "b1", list(s), "ans", H.ANS_STUCK) for n, s in SMALL.items()]),
+        "network",
+    ),
+    (
+        "7.3.3 kept count of :s",
+        ShapeMismatchError,
+        _net(
+            t={n: {"i": i, "k": "ternary", "c": [-1.0, 1.0]} for i, n in enumerate(SMALL)},
+            sections=[
+                x
+                for n, s in SMALL.items()
+                for x in ((n, "b1", list(s), "ans", H.ANS_ALL_ONES), (n + ":s", "b1", [1], "ans", H.ANS_ALL_ONES))
+            ],
+        ),
+        "network",
+    ),
     ("7.3.4 weight hash", WeightHashError, _net(), "network"),
 ]
 
@@ -363,9 +446,22 @@ def test_check_order(step, cls, data, layer):
 
 def test_check_order_covers_every_container_error_class():
     named = {c for _, c, _, _ in ORDER}
-    assert {TooSmallError, BadMagicError, UnsupportedVersionError, HeaderTooLargeError, ChecksumError,
-            InvalidHeaderError, UnknownFieldError, SizeOverflowError, NonContiguousError, UnknownCodecError,
-            DecodedLengthError, ShapeMismatchError, WeightHashError, FormatError} <= named
+    assert {
+        TooSmallError,
+        BadMagicError,
+        UnsupportedVersionError,
+        HeaderTooLargeError,
+        ChecksumError,
+        InvalidHeaderError,
+        UnknownFieldError,
+        SizeOverflowError,
+        NonContiguousError,
+        UnknownCodecError,
+        DecodedLengthError,
+        ShapeMismatchError,
+        WeightHashError,
+        FormatError,
+    } <= named
 
 
 def test_put_uvarint_is_what_the_crafted_files_use():
@@ -375,6 +471,7 @@ def test_put_uvarint_is_what_the_crafted_files_use():
 # --------------------------------------------------------------------------- the architecture table (cpk.md 7.8)
 def _table_shapes(arch, C, Hh, Ww, K=10, width=1.0, bias=False, bn="none"):
     """(connectivity names, {state-dict key: shape}) written from cpk.md 7.8 alone."""
+
     def w(n):
         return max(1, round(n * width))
 
@@ -393,8 +490,11 @@ def _table_shapes(arch, C, Hh, Ww, K=10, width=1.0, bias=False, bn="none"):
             sd[p + ".bias"] = (o,)
 
     def norm(p, n, mode):
-        keys = {"none": (), "frozen": ("running_mean", "running_var"),
-                "affine": ("weight", "bias", "running_mean", "running_var")}[mode]
+        keys = {
+            "none": (),
+            "frozen": ("running_mean", "running_var"),
+            "affine": ("weight", "bias", "running_mean", "running_var"),
+        }[mode]
         sd.update({f"{p}.{k}": (n,) for k in keys})
 
     count = {"conv": 0, "fc": 0, "bn": 0}
@@ -432,9 +532,11 @@ def _table_shapes(arch, C, Hh, Ww, K=10, width=1.0, bias=False, bn="none"):
             c, Hh, Ww = w(n), (Hh - 2) // 2, (Ww - 2) // 2
         classifier(c * Hh * Ww, (120, 84))
     elif arch.startswith("vgg"):
-        cfg = {"vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
-               "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
-               "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M"}[arch].split()
+        cfg = {
+            "vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
+            "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
+            "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M",
+        }[arch].split()
         pos, c = 0, C
         for item in cfg:
             if item == "M":
@@ -463,13 +565,22 @@ def _table_shapes(arch, C, Hh, Ww, K=10, width=1.0, bias=False, bn="none"):
     return conn, sd
 
 
-ARCH_CASES = [("lenet300", 1, 28, 28, 10, 1.0, False, "none"), ("lenet300", 3, 8, 8, 7, 0.37, True, "affine"),
-              ("lenet5", 1, 28, 28, 10, 1.0, True, "frozen"), ("lenet5", 3, 12, 14, 5, 2.5, False, "affine"),
-              ("conv2", 3, 32, 32, 10, 0.5, True, "none"), ("conv4", 1, 9, 13, 3, 0.125, False, "frozen"),
-              ("conv6", 3, 32, 32, 10, 0.3, False, "affine"), ("conv8", 3, 16, 16, 100, 0.05, True, "none"),
-              ("vgg11", 3, 32, 32, 10, 0.25, True, "none"), ("vgg13", 1, 32, 32, 10, 0.1, False, "frozen"),
-              ("vgg16", 3, 64, 48, 10, 0.05, True, "affine"), ("resnet18", 3, 32, 32, 10, 0.5, False, "affine"),
-              ("resnet18", 1, 8, 8, 4, 0.003, True, "none"), ("resnet18", 3, 32, 32, 10, 0.1, False, "frozen")]
+ARCH_CASES = [
+    ("lenet300", 1, 28, 28, 10, 1.0, False, "none"),
+    ("lenet300", 3, 8, 8, 7, 0.37, True, "affine"),
+    ("lenet5", 1, 28, 28, 10, 1.0, True, "frozen"),
+    ("lenet5", 3, 12, 14, 5, 2.5, False, "affine"),
+    ("conv2", 3, 32, 32, 10, 0.5, True, "none"),
+    ("conv4", 1, 9, 13, 3, 0.125, False, "frozen"),
+    ("conv6", 3, 32, 32, 10, 0.3, False, "affine"),
+    ("conv8", 3, 16, 16, 100, 0.05, True, "none"),
+    ("vgg11", 3, 32, 32, 10, 0.25, True, "none"),
+    ("vgg13", 1, 32, 32, 10, 0.1, False, "frozen"),
+    ("vgg16", 3, 64, 48, 10, 0.05, True, "affine"),
+    ("resnet18", 3, 32, 32, 10, 0.5, False, "affine"),
+    ("resnet18", 1, 8, 8, 4, 0.003, True, "none"),
+    ("resnet18", 3, 32, 32, 10, 0.1, False, "frozen"),
+]
 
 
 @pytest.mark.parametrize("case", ARCH_CASES, ids=[f"{c[0]}-{c[7]}-w{c[5]}" for c in ARCH_CASES])
@@ -477,8 +588,9 @@ def test_architecture_table_in_the_spec_is_the_code(case):
     from connpack.specs import ModelSpec, NetworkSpec
 
     arch, C, Hh, Ww, K, width, bias, bn = case
-    spec = NetworkSpec(model=ModelSpec(arch=arch, in_shape=(C, Hh, Ww), num_classes=K, width=width, bias=bias,
-                                       batchnorm=bn))
+    spec = NetworkSpec(
+        model=ModelSpec(arch=arch, in_shape=(C, Hh, Ww), num_classes=K, width=width, bias=bias, batchnorm=bn)
+    )
     names, shapes = packing.torch_model_shapes(spec.model)  # the torch modules
     conn, sd = _table_shapes(*case)  # cpk.md 7.8, written here from the text
     assert list(names) == conn
@@ -486,8 +598,9 @@ def test_architecture_table_in_the_spec_is_the_code(case):
     assert architectures.shapes(spec.model) == (names, shapes)  # the reader's torch-free table
 
 
-TV_CASES = [(a, C, K, 1.0) for a in ("resnet18", "resnet50", "vgg11", "vgg16") for C, K in ((3, 1000), (1, 10))] + \
-    [("mobilenet_v2", C, K, w) for C, K, w in ((3, 1000, 1.0), (1, 10, 0.35), (4, 7, 1.4), (2, 3, 0.1), (3, 2, 2.7))]
+TV_CASES = [(a, C, K, 1.0) for a in ("resnet18", "resnet50", "vgg11", "vgg16") for C, K in ((3, 1000), (1, 10))] + [
+    ("mobilenet_v2", C, K, w) for C, K, w in ((3, 1000, 1.0), (1, 10, 0.35), (4, 7, 1.4), (2, 3, 0.1), (3, 2, 2.7))
+]
 
 
 @pytest.mark.parametrize("case", TV_CASES, ids=[f"{c[0]}-C{c[1]}-K{c[2]}-w{c[3]}" for c in TV_CASES])
@@ -500,9 +613,17 @@ def test_torchvision_table_is_torchvision(case):
     assert architectures.shapes(m) == packing.torch_model_shapes(m)
 
 
-@pytest.mark.parametrize("arch,in_shape", [("conv6", (3, 7, 7)), ("lenet5", (1, 12, 3)), ("vgg11", (3, 16, 16)),
-                                           ("conv8", (1, 16, 1)), ("torchvision:vgg16", (3, 32, 32)),
-                                           ("torchvision:resnet50", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "arch,in_shape",
+    [
+        ("conv6", (3, 7, 7)),
+        ("lenet5", (1, 12, 3)),
+        ("vgg11", (3, 16, 16)),
+        ("conv8", (1, 16, 1)),
+        ("torchvision:vgg16", (3, 32, 32)),
+        ("torchvision:resnet50", (3, 32, 32)),
+    ],
+)
 def test_architecture_table_refuses_what_the_models_refuse(arch, in_shape):
     from connpack.errors import SpecError
     from connpack.specs import ModelSpec
@@ -530,9 +651,11 @@ def test_unknown_architecture_is_a_format_error_without_torch(arch):
     import subprocess
     import sys
 
-    code = ("import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
-            f"import FormatError\ntry:\n    packing.decode(H.small_network(meta_spec={{'model': {{'arch': {arch!r}}}}}))\n"
-            "except FormatError as e:\n    print(type(e).__name__, 'torch' in sys.modules, 'unknown architecture' in str(e))")
+    code = (
+        "import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
+        f"import FormatError\ntry:\n    packing.decode(H.small_network(meta_spec={{'model': {{'arch': {arch!r}}}}}))\n"
+        "except FormatError as e:\n    print(type(e).__name__, 'torch' in sys.modules, 'unknown architecture' in str(e))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "FormatError False True", r.stdout + r.stderr
 
@@ -541,9 +664,11 @@ def test_a_cpk_is_refused_without_importing_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
-            "import WeightHashError\ntry:\n    packing.decode(H.mask_network(0.01)).state_dict()\n"
-            "except WeightHashError:\n    print('refused', 'torch' in sys.modules)")
+    code = (
+        "import sys; from tests import hostile_cpk as H; from connpack import packing; from connpack.errors "
+        "import WeightHashError\ntry:\n    packing.decode(H.mask_network(0.01)).state_dict()\n"
+        "except WeightHashError:\n    print('refused', 'torch' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "refused False", r.stdout + r.stderr
 

@@ -1,4 +1,5 @@
 """Streamed ImageFolder data (--dataset imagefolder:DIR), end to end: train -> pack -> unpack -> eval."""
+
 import json
 
 import numpy as np
@@ -56,9 +57,31 @@ def test_batches_are_a_function_of_seed_and_epoch_whatever_the_workers_and_ranks
 def test_train_pack_unpack_eval_end_to_end(runner, folder, tmp_path):
     ds = f"imagefolder:{folder}"
     out = tmp_path / "m.pt"
-    res = run_cli(runner, "train", "--method", "prune", "--arch", "conv2", "--width", "0.125", "--dataset", ds,
-                  "--image-size", "16", "--epochs", "3", "--batch-size", "8", "--workers", "1", "--device", "cpu",
-                  "-o", out, "-q")
+    res = run_cli(
+        runner,
+        "train",
+        "--method",
+        "prune",
+        "--arch",
+        "conv2",
+        "--width",
+        "0.125",
+        "--dataset",
+        ds,
+        "--image-size",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     desc, metrics = runfile.load(out)
     assert desc.spec.model.in_shape == (3, 16, 16) and desc.spec.model.num_classes == 3
@@ -74,6 +97,7 @@ def test_train_pack_unpack_eval_end_to_end(runner, folder, tmp_path):
 
 
 def test_a_missing_folder_is_a_data_error(runner, tmp_path):
-    res = run_cli(runner, "train", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--device", "cpu",
-                  "-o", tmp_path / "m.pt")
+    res = run_cli(
+        runner, "train", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--device", "cpu", "-o", tmp_path / "m.pt"
+    )
     assert res.exit_code == 5 and "no train/ folder" in res.output and len(res.output.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """Iterative magnitude pruning: rewinding is exact, tickets, sparsity per iteration, resume, every architecture."""
+
 import numpy as np
 import pytest
 import torch
@@ -42,8 +43,12 @@ def test_imp_iterations_and_tickets(reinit):
     sd = r.ticket.state_dict()  # verifies the regenerated-weight hashes
     for k, code in r.ticket.tensors.items():
         m = r.masks[-1][k]
-        want = {"rewind": theta0[k], "random": fresh[k], "sign": np.sign(theta0[k]),
-                "sigma-sign": np.float32(theta0[k].std()) * np.sign(theta0[k])}[reinit]
+        want = {
+            "rewind": theta0[k],
+            "random": fresh[k],
+            "sign": np.sign(theta0[k]),
+            "sigma-sign": np.float32(theta0[k].std()) * np.sign(theta0[k]),
+        }[reinit]
         assert np.allclose(sd[k], np.where(m, want, 0), atol=0, rtol=1e-6)
         assert code.kind == ("mask" if reinit in ("rewind", "random") else "ternary")
     if reinit == "random":  # a different draw from the one the mask was found with
@@ -66,9 +71,16 @@ def test_resume_replays_finished_iterations(tmp_path):
     assert r.accuracy == ref.accuracy
 
 
-@pytest.mark.parametrize("field,value,needle", [("technique", "nope", "technique"), ("fraction", 1.5, "fraction"),
-                                                ("reinit", "nope", "reinit"), ("scope", "nope", "scope"),
-                                                ("iterations", -1, "iterations")])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("technique", "nope", "technique"),
+        ("fraction", 1.5, "fraction"),
+        ("reinit", "nope", "reinit"),
+        ("scope", "nope", "scope"),
+        ("iterations", -1, "iterations"),
+    ],
+)
 def test_bad_imp_parameters_are_spec_errors(field, value, needle):
     with pytest.raises(SpecError, match=needle):
         make_config(method="imp", **{field: value})
@@ -76,7 +88,12 @@ def test_bad_imp_parameters_are_spec_errors(field, value, needle):
 
 @pytest.mark.parametrize("arch,dataset,width", ARCHS)
 def test_every_architecture_runs_one_tiny_imp_step(arch, dataset, width):
-    cfg = make_config(method="imp", arch=arch, width=width, technique="hybrid",
-                      **{**TINY, "dataset": dataset, "iterations": 1, "limit": 40})
+    cfg = make_config(
+        method="imp",
+        arch=arch,
+        width=width,
+        technique="hybrid",
+        **{**TINY, "dataset": dataset, "iterations": 1, "limit": 40},
+    )
     r = imp.train(cfg)
     assert len(r.masks) == 2 and len(r.accuracy) == 2

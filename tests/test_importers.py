@@ -1,4 +1,5 @@
 """Importing sparse PyTorch models: torch.nn.utils.prune checkpoints and zero-filled state_dicts."""
+
 import copy
 
 import numpy as np
@@ -110,7 +111,9 @@ def test_mismatch_names_the_first_key_and_shape(pruned):
         importers.describe(sd, arch="torchvision:resnet50")
     assert "'layer1.0.conv1.weight' has shape (64, 64, 3, 3), architecture expects (64, 64, 1, 1)" in str(e.value)
     del sd["layer2.0.bn1.running_mean"]
-    with pytest.raises(InputFileError, match=r"'layer2.0.bn1.running_mean' is missing \(architecture expects shape \(128,\)\)"):
+    with pytest.raises(
+        InputFileError, match=r"'layer2.0.bn1.running_mean' is missing \(architecture expects shape \(128,\)\)"
+    ):
         importers.describe(sd, arch="torchvision:resnet18")
     with pytest.raises(SpecError, match="unknown architecture 'torchvision:nope'"):
         importers.describe(sd, arch="torchvision:nope")
@@ -121,8 +124,17 @@ def test_mismatch_names_the_first_key_and_shape(pruned):
 def test_cli_packs_a_pruned_checkpoint_and_exports_onnx_that_onnxruntime_runs(runner, pruned, tmp_path):
     model, x, y = pruned
     torch.save(model.state_dict(), tmp_path / "pruned.pt")
-    r = run_cli(runner, "pack", tmp_path / "pruned.pt", "--arch", "torchvision:resnet18", "--in-shape", "3,64,64",
-                "--codec", "ans")
+    r = run_cli(
+        runner,
+        "pack",
+        tmp_path / "pruned.pt",
+        "--arch",
+        "torchvision:resnet18",
+        "--in-shape",
+        "3,64,64",
+        "--codec",
+        "ans",
+    )
     assert r.exit_code == 0, r.stderr
     r = run_cli(runner, "unpack", tmp_path / "pruned.cpk", "--onnx", tmp_path / "pruned.onnx")
     assert r.exit_code == 0, r.stderr

@@ -149,19 +149,27 @@ def test_fused_linear_backward_passes_gradcheck_in_float64(mode):
     """The hand-written matmul backward (input and bias gradients) against finite differences."""
     g = torch.Generator().manual_seed(2)
     layer = ConnLinear(6, 5, bias=True).double()
-    layer.configure(mode, torch.randn(5, 6, generator=g, dtype=torch.float64),
-                    torch.randn(5, 6, generator=g, dtype=torch.float64), k=0.5)
+    layer.configure(
+        mode,
+        torch.randn(5, 6, generator=g, dtype=torch.float64),
+        torch.randn(5, 6, generator=g, dtype=torch.float64),
+        k=0.5,
+    )
     x = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
     t = layer.scores.detach()  # the gate is a step: only the STE defines its gradient (tested above)
-    assert torch.autograd.gradcheck(lambda x, b: _GatedLinear.apply(x, layer.weight, t, b, layer),
-                                    (x, layer.bias.detach().clone().requires_grad_(True)))
+    assert torch.autograd.gradcheck(
+        lambda x, b: _GatedLinear.apply(x, layer.weight, t, b, layer),
+        (x, layer.bias.detach().clone().requires_grad_(True)),
+    )
 
 
 def test_score_pull_gives_the_minimal_terms_gradient_once():
     g = torch.Generator().manual_seed(3)
     net = torch.nn.Sequential(ConnLinear(20, 10), torch.nn.ReLU(), ConnLinear(10, 3))
     for layer in (net[0], net[2]):
-        layer.configure("flip", torch.randn(layer.weight.shape, generator=g), torch.randn(layer.weight.shape, generator=g))
+        layer.configure(
+            "flip", torch.randn(layer.weight.shape, generator=g), torch.randn(layer.weight.shape, generator=g)
+        )
     x = torch.randn(8, 20, generator=g)
     scores = [net[0].scores, net[2].scores]
 

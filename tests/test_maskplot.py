@@ -1,4 +1,5 @@
 """Pictures of the masks: report --plot's masks figure, the per-pixel density, IMP's iterations figure."""
+
 from pathlib import Path
 
 import numpy as np

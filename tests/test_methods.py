@@ -1,4 +1,5 @@
 """The method registry: the config is a leaf, options come from the dataclasses, dispatch is by registry."""
+
 import subprocess
 import sys
 from dataclasses import dataclass, field, fields
@@ -13,15 +14,20 @@ from tests.conftest import run_cli
 
 
 def test_importing_the_config_imports_no_method():
-    code = ("import sys, connpack.trainers.config; "
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith('connpack.trainers'))))")
+    code = (
+        "import sys, connpack.trainers.config; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('connpack.trainers'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["connpack.trainers", "connpack.trainers.config"]
 
 
 def test_reading_the_registry_imports_no_torch():
     code = "import sys, connpack.trainers.methods; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_no_method_name_is_compared_outside_the_registry():

@@ -3,6 +3,7 @@
 A real > 2 GiB network takes minutes and GBs, so the limit (onnx_file.EXTERNAL_AT) is lowered here: the same
 code runs, on LeNet-300-100.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ X = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
 
 
 def _run(source) -> np.ndarray:
-    sess = ort.InferenceSession(source if isinstance(source, bytes) else str(source),
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        source if isinstance(source, bytes) else str(source), providers=["CPUExecutionProvider"]
+    )
     return sess.run(None, {"input": X})[0]
 
 

@@ -1,4 +1,5 @@
 """Sparse ONNX: COO sparse constants where smaller, valid ONNX, same outputs."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -19,7 +20,9 @@ def check(desc, proto):
     x, _ = data.load("synthetic-mnist", "test")
     with torch.no_grad():
         ref = to_module(desc)(x).numpy()
-    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()}
+    )[0]
     assert np.array_equal(got.argmax(1), ref.argmax(1))
     assert np.abs(got - ref).max() <= 1e-4
     got_ref = onnx_sparse.reference_evaluator(proto).run(None, {"input": x[:64].numpy()})[0]

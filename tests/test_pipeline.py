@@ -1,4 +1,5 @@
 """End to end on synthetic data: train -> pack -> unpack -> ONNX -> onnxruntime/ReferenceEvaluator."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort

@@ -1,4 +1,5 @@
 """Progress that moves: the loop emits step events by time (a fake clock here), the CLI draws them."""
+
 import itertools
 
 import torch
@@ -14,8 +15,18 @@ def _loop(events: list, clock) -> Loop:
     layer = ConnLinear(8, 3)
     layer.configure("flip", torch.randn(3, 8, generator=g), torch.rand(3, 8, generator=g))
     opt = torch.optim.Adam([layer.scores], lr=1e-2)
-    return Loop(layer, opt, (x, y), (x, y), epochs=1, batch_size=10, seed=0, device=torch.device("cpu"),
-                progress=events.append, clock=clock)
+    return Loop(
+        layer,
+        opt,
+        (x, y),
+        (x, y),
+        epochs=1,
+        batch_size=10,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=events.append,
+        clock=clock,
+    )
 
 
 def test_step_events_come_by_time_not_by_step_count():
@@ -35,8 +46,9 @@ def test_step_events_come_by_time_not_by_step_count():
 def test_the_bar_shows_a_count_strictly_between_0_and_the_total_with_rate_and_eta():
     with training_progress() as on_event:
         on_event({"event": "epoch_start", "epoch": 1, "epochs": 1, "steps": 160})
-        on_event({"event": "step", "epoch": 1, "step": 37, "steps": 160, "images": 37 * 25, "seconds": 3.7,
-                  "loss": 0.5})
+        on_event(
+            {"event": "step", "epoch": 1, "step": 37, "steps": 160, "images": 37 * 25, "seconds": 3.7, "loss": 0.5}
+        )
         task = on_event.bar.tasks[0]
         assert 0 < task.completed == 37 < task.total == 160
         assert task.fields["info"] == "loss 0.5000  250 img/s  ETA 0:12"
@@ -50,11 +62,14 @@ def test_clock_text_and_a_step_without_timing():
 def test_train_summary_names_the_best_and_the_final_epoch():
     from connpack.cli.progress import train_summary
 
-    rows = [{"epoch": 1, "test_acc": 0.90, "seconds": 30.0, "images_per_s": 1000.0},
-            {"epoch": 2, "test_acc": 0.95, "seconds": 30.0, "images_per_s": 3000.0},
-            {"epoch": 3, "test_acc": 0.93, "seconds": 40.0, "images_per_s": 1500.0}]
-    assert train_summary(rows) == ("best epoch 2: test 95.00%; final epoch 3: test 93.00%; time 1:40; "
-                                   "1,500 images/s (training)")
+    rows = [
+        {"epoch": 1, "test_acc": 0.90, "seconds": 30.0, "images_per_s": 1000.0},
+        {"epoch": 2, "test_acc": 0.95, "seconds": 30.0, "images_per_s": 3000.0},
+        {"epoch": 3, "test_acc": 0.93, "seconds": 40.0, "images_per_s": 1500.0},
+    ]
+    assert train_summary(rows) == (
+        "best epoch 2: test 95.00%; final epoch 3: test 93.00%; time 1:40; 1,500 images/s (training)"
+    )
 
 
 def test_pack_reports_each_tensor(tmp_path):
@@ -66,7 +81,10 @@ def test_pack_reports_each_tensor(tmp_path):
     events: list[dict] = []
     pack(desc, tmp_path / "m.cpk", progress=events.append)
     assert [(e["done"], e["total"], e["name"]) for e in events] == [
-        (1, 3, "fc1.weight"), (2, 3, "fc2.weight"), (3, 3, "fc3.weight")]
+        (1, 3, "fc1.weight"),
+        (2, 3, "fc2.weight"),
+        (3, 3, "fc3.weight"),
+    ]
     assert (tmp_path / "m.cpk").read_bytes() == (VECTORS / "net_flip.cpk").read_bytes()  # same bytes
 
 

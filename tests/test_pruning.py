@@ -1,4 +1,5 @@
 """connpack.pruning: exact counts, structure, previous masks respected, reproducible random pruning."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Kill `connpack train` mid-run with SIGKILL, resume it, and get the uninterrupted run's masks exactly."""
+
 import os
 import signal
 import subprocess
@@ -11,8 +12,9 @@ import torch
 from connpack import runfile
 from connpack.trainers import make_config, train
 
-ARGS = dict(method="flip", variant="minimal", dataset="synthetic-mnist", epochs=3, limit=600, batch_size=10,
-            device="cpu")
+ARGS = dict(
+    method="flip", variant="minimal", dataset="synthetic-mnist", epochs=3, limit=600, batch_size=10, device="cpu"
+)
 
 
 def _cmd(out, *extra):

@@ -1,4 +1,5 @@
 """Tests for connpack.rng: Philox4x32-10 known answers, stream layout, transforms, golden bytes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -178,7 +179,14 @@ def test_normal_moments():
 
 def test_normal_first_values_pinned_and_match_textbook_box_muller():
     x = rng.normal(0, 0, (6,))
-    assert [f"{v:08x}" for v in x.view(np.uint32)] == ["3f7dbb30", "bf6cb6b3", "bf1e1ba1", "bef6d1aa", "be1d534f", "3e392a6b"]
+    assert [f"{v:08x}" for v in x.view(np.uint32)] == [
+        "3f7dbb30",
+        "bf6cb6b3",
+        "bf1e1ba1",
+        "bef6d1aa",
+        "be1d534f",
+        "3e392a6b",
+    ]
     w = _words_scalar(0, 0, 6)
     ref = []
     for j in range(3):
@@ -253,7 +261,9 @@ def test_generate_formulas_in_float64_rounded_once():
     x = rng.normal_f64(9, 2, shape)
     u = rng.uniform_f64(9, 2, shape)
     g, sc = math.sqrt(2.0), 0.7
-    assert np.array_equal(rng.generate(InitSpec("kaiming_normal", scale=sc), 9, 2, shape), (x * ((sc * g) / 6.0)).astype(np.float32))
+    assert np.array_equal(
+        rng.generate(InitSpec("kaiming_normal", scale=sc), 9, 2, shape), (x * ((sc * g) / 6.0)).astype(np.float32)
+    )
     assert np.array_equal(
         rng.generate(InitSpec("xavier_normal", scale=sc, gain=3.0), 9, 2, shape),
         (x * (sc * math.sqrt(2.0 / (fan_in + fan_out)))).astype(np.float32),

@@ -4,6 +4,7 @@ The reference is selected in-process by setting ``rng._C = None`` (what CONNPACK
 test_rng.py and test_golden_networks.py check the golden files and the Random123 vectors with the default
 (compiled) backend; the slow test_numpy_backend_passes_the_golden_tests runs them again under CONNPACK_RNG=numpy.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,17 +53,24 @@ def test_generate_equals_reference(dist, shape):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**64 - 1), index=st.integers(0, 2**32 - 1), stream=st.integers(0, 2**32 - 1),
-       dims=st.lists(st.integers(1, 40), min_size=1, max_size=4), dist=st.sampled_from(DISTS[:4]),
-       p=st.floats(0, 1), scale=st.floats(0.01, 10))
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    index=st.integers(0, 2**32 - 1),
+    stream=st.integers(0, 2**32 - 1),
+    dims=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    dist=st.sampled_from(DISTS[:4]),
+    p=st.floats(0, 1),
+    scale=st.floats(0.01, 10),
+)
 def test_property_generate_equals_reference(seed, index, stream, dims, dist, p, scale):
     init = InitSpec(dist=dist, p_positive=p, scale=scale)
     _same(*_both(lambda: rng.generate(init, seed, index, tuple(dims), stream=stream)))
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**64 - 1), index=st.integers(0, 2**32 - 1), start=st.integers(0, 2**40),
-       n=st.integers(0, 3000))
+@given(
+    seed=st.integers(0, 2**64 - 1), index=st.integers(0, 2**32 - 1), start=st.integers(0, 2**40), n=st.integers(0, 3000)
+)
 def test_property_words_equal_reference(seed, index, start, n):
     _same(*_both(lambda: rng.random_words(seed, index, n, stream=index ^ 5, start=start)))
 
@@ -114,8 +122,10 @@ def _run(code: str, **env) -> str:
 
 
 def test_environment_selects_the_backend():
-    code = ("from connpack import rng; from connpack.specs import InitSpec; "
-            "print(rng.backend(), rng.tensor_hash(rng.generate(InitSpec(dist='kaiming_normal'), 1, 2, (999, 7))))")
+    code = (
+        "from connpack import rng; from connpack.specs import InitSpec; "
+        "print(rng.backend(), rng.tensor_hash(rng.generate(InitSpec(dist='kaiming_normal'), 1, 2, (999, 7))))"
+    )
     compiled, numpy = _run(code).split(), _run(code, CONNPACK_RNG="numpy").split()
     assert compiled[0] == "compiled" and numpy[0] == "numpy"
     assert compiled[1] == numpy[1]
@@ -126,6 +136,12 @@ def test_environment_selects_the_backend():
 def test_numpy_backend_passes_the_golden_tests(module):
     env = {**os.environ, "CONNPACK_RNG": "numpy", "OMP_NUM_THREADS": "1"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", module],
-                       capture_output=True, text=True, env=env, cwd=root, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", module],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout[-2000:]

@@ -1,4 +1,5 @@
 """Self-decoding ONNX: Philox and coded bits in the graph, weights rebuilt bit-identically with standard operators."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -26,7 +27,9 @@ def check(desc, proto):
     x, _ = data.load("synthetic-mnist", "test")
     with torch.no_grad():
         ref = to_module(desc)(x).numpy()
-    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()}
+    )[0]
     assert np.array_equal(got.argmax(1), ref.argmax(1))
     assert np.abs(got - ref).max() <= 1e-4
     got_ref = ReferenceEvaluator(proto).run(None, {"input": x[:64].numpy()})[0]
@@ -43,13 +46,19 @@ def decoded_weights(proto, names):
     return dict(zip(names, ReferenceEvaluator(m).run(names, {"input": x})))
 
 
-def tiny(method: str, init: str, density: float, *, arch: str = "lenet300", inits: dict | None = None, seed: int = 5,
-         **model):
+def tiny(
+    method: str, init: str, density: float, *, arch: str = "lenet300", inits: dict | None = None, seed: int = 5, **model
+):
     """A small mask ("prune") or flip network over generated weights, with random bits of the given density.
 
     The RNG seed is above 2**32, so both Philox key words matter."""
-    spec = NetworkSpec(model=ModelSpec(arch=arch, **model), rng=RngSpec(seed=2**40 + 12345), method=method,
-                       init=InitSpec(init), inits=inits or {})
+    spec = NetworkSpec(
+        model=ModelSpec(arch=arch, **model),
+        rng=RngSpec(seed=2**40 + 12345),
+        method=method,
+        init=InitSpec(init),
+        inits=inits or {},
+    )
     net = models.build(spec)
     methods.get(method).configure(net, spec, make_config(method=method))
     desc = connectivity.describe(net, spec)
@@ -66,8 +75,11 @@ def check_weights(desc, proto, evaluator=False):
     m.CopyFrom(proto)
     m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in desc.tensors)
     x = np.zeros((1, *desc.spec.model.in_shape), np.float32)
-    runs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(list(desc.tensors),
-                                                                                              {"input": x})]
+    runs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            list(desc.tensors), {"input": x}
+        )
+    ]
     if evaluator:
         runs.append(ReferenceEvaluator(m).run(list(desc.tensors), {"input": x}))
     for got in runs:
@@ -79,7 +91,9 @@ def outputs_match(desc, proto, evaluator=True):
     x = np.random.default_rng(0).random((16, *desc.spec.model.in_shape), dtype=np.float32)
     with torch.no_grad():
         ref = to_module(desc)(torch.from_numpy(x)).numpy()
-    got = [ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]]
+    got = [
+        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    ]
     if evaluator:
         got.append(ReferenceEvaluator(proto).run(None, {"input": x})[0])
     for g in got:
@@ -105,13 +119,16 @@ def test_in_graph_ln_is_exact_at_every_power_of_two():
     nodes, inits = [], []
     b = Builder(nodes, inits)
     out = onnx_rng._ln(b, b.const(k1))
-    graph = onnx.helper.make_graph(nodes, "g", [], [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.DOUBLE,
-                                                                                         [k1.size])], initializer=inits)
+    graph = onnx.helper.make_graph(
+        nodes, "g", [], [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.DOUBLE, [k1.size])], initializer=inits
+    )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
     model.ir_version = 9
     want = rng._ln_portable(k1.astype(np.float64) * 2.0**-24)
-    for got in (ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0],
-                ReferenceEvaluator(model).run(None, {})[0]):
+    for got in (
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0],
+        ReferenceEvaluator(model).run(None, {})[0],
+    ):
         assert got.tobytes() == want.tobytes()
 
 
@@ -120,8 +137,9 @@ def test_mixed_inits_and_a_conv_network_with_batchnorm():
     base = tiny("prune", "signed_constant", 0.5, arch="conv2", in_shape=(1, 8, 8), width=0.125, batchnorm="frozen")
     names = list(base.tensors)
     inits = {name: InitSpec(INITS[i % 4], p_positive=0.3) for i, name in enumerate(names)}
-    desc = tiny("prune", "signed_constant", 0.2, arch="conv2", in_shape=(1, 8, 8), width=0.125, batchnorm="frozen",
-                inits=inits)
+    desc = tiny(
+        "prune", "signed_constant", 0.2, arch="conv2", in_shape=(1, 8, 8), width=0.125, batchnorm="frozen", inits=inits
+    )
     proto = onnx_selfdecoding.to_onnx(desc)
     check_weights(desc, proto, evaluator=True)
     outputs_match(desc, proto)
@@ -146,9 +164,15 @@ def test_bit_codes_round_trip_in_numpy_and_in_the_graph(case):
     rs = np.random.default_rng(3)
     shape = (40, 200)
     border = (rs.random((300, 784)) < 0.04) & (np.arange(784) >= 400)[None, :]  # dead inputs
-    bits = {"sparse": rs.random(shape) < 0.03, "dense": rs.random(shape) < 0.95, "empty": np.zeros(shape, bool),
-            "full": np.ones(shape, bool), "rows": border.T.copy(), "cols": ~border,
-            "tiny": np.array([[True]])}[case]
+    bits = {
+        "sparse": rs.random(shape) < 0.03,
+        "dense": rs.random(shape) < 0.95,
+        "empty": np.zeros(shape, bool),
+        "full": np.ones(shape, bool),
+        "rows": border.T.copy(),
+        "cols": ~border,
+        "tiny": np.array([[True]]),
+    }[case]
     codes = [onnx_bitcode.encode(bits, onnx_bitcode.view_of(bits.shape)), onnx_bitcode.encode(bits[:5].reshape(-1))]
     if case in ("sparse", "rows", "empty"):
         assert codes[0].kind == "rice" and not codes[0].invert
@@ -161,15 +185,22 @@ def test_bit_codes_round_trip_in_numpy_and_in_the_graph(case):
     b = Builder(nodes, inits)
     dec = onnx_bitcode.Decoder(b, codes)
     outs = [dec(c) for c in codes]
-    graph = onnx.helper.make_graph(nodes, "g", [], [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.BOOL, [c.n])
-                                                    for o, c in zip(outs, codes)], initializer=inits)
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [],
+        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.BOOL, [c.n]) for o, c in zip(outs, codes)],
+        initializer=inits,
+    )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
     model.ir_version = 9
     b.finish(model)
     onnx.checker.check_model(model, full_check=True)
     want = [bits.reshape(-1), bits[:5].reshape(-1)]
-    for got in (ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {}),
-                ReferenceEvaluator(model).run(None, {})):
+    for got in (
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {}),
+        ReferenceEvaluator(model).run(None, {}),
+    ):
         for g, w, c in zip(got, want, codes):
             assert np.array_equal(onnx_bitcode.decode_python(c), w)
             assert np.array_equal(g, w)
@@ -208,8 +239,9 @@ def test_asni_ternary_centroids_and_conv_with_batchnorm():
     rs = np.random.default_rng(1)
     for name, code in list(desc.tensors.items()):
         bits = code.bits.copy()
-        desc.tensors[name] = TensorCode("ternary", code.shape, bits=bits, signs=rs.random(int(bits.sum())) < 0.5,
-                                        centroids=(-0.037, 0.052))
+        desc.tensors[name] = TensorCode(
+            "ternary", code.shape, bits=bits, signs=rs.random(int(bits.sum())) < 0.5, centroids=(-0.037, 0.052)
+        )
     desc.weight_hashes = {}
     proto = onnx_selfdecoding.to_onnx(desc)
     check(desc, proto)

@@ -1,5 +1,6 @@
 """Benchmark-sized checks on the real MNIST (run with `make bench` / `pytest -m slow`; MNIST must have been
 fetched with `connpack data fetch mnist`)."""
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -25,7 +26,8 @@ def test_onnx_equals_pytorch_on_the_whole_mnist_test_split(tmp_path, method, var
     with torch.no_grad():
         ref = to_module(desc)(x).numpy()
     got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"input": x.numpy()})[0]
+        None, {"input": x.numpy()}
+    )[0]
     assert np.array_equal(got.argmax(1), ref.argmax(1))
     assert np.abs(got - ref).max() <= 1e-4
     assert (ref.argmax(1) == y.numpy()).mean() == pytest.approx(metrics[-1]["test_acc"], abs=1e-9)

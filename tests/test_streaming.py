@@ -1,4 +1,5 @@
 """Bounded-memory packing and unpacking give the bytes and tensors of the simple whole-network path."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,11 @@ def test_pack_equals_encode_of_to_container(tmp_path, backend, name, hashes):
 def test_magnitude_order_in_chunks_equals_the_reference(monkeypatch):
     """The compiled counting sort, run over several chunks of G, is magnitude_order's permutation, both ways."""
     monkeypatch.setattr(packing, "_CHUNK", 1000)
-    spec = NetworkSpec(model=ModelSpec(arch="lenet300", in_shape=(1, 8, 8), width=0.05), rng=RngSpec(seed=11),
-                       init=InitSpec(dist="kaiming_uniform"))
+    spec = NetworkSpec(
+        model=ModelSpec(arch="lenet300", in_shape=(1, 8, 8), width=0.05),
+        rng=RngSpec(seed=11),
+        init=InitSpec(dist="kaiming_uniform"),
+    )
     shape = (37, 101)
     bits = (np.arange(37 * 101).reshape(shape) * 7919 % 13) < 4
     g = rng.generate(spec.init, 11, 2, shape)

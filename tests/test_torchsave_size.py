@@ -1,4 +1,5 @@
 """torchsave_size predicts torch.save's bytes without torch: compared with the real torch.save."""
+
 from __future__ import annotations
 
 import io
@@ -31,13 +32,31 @@ def _layers(n: int) -> dict[str, np.ndarray]:
 CASES = {
     "empty dict": {},
     "one tensor": {"w": np.zeros((3, 4), np.float32)},
-    "scalar, empty, 4-d": {"a.weight": np.zeros((3, 4), np.float32), "b": np.zeros((0, 3), np.float32),
-                           "c": np.zeros((), np.float32), "d": np.zeros((2, 3, 4, 5))},
-    "dtypes": {n: np.zeros((5, 1), dt) for n, dt in [("b", bool), ("u1", np.uint8), ("i1", np.int8),
-                                                      ("i2", np.int16), ("i4", np.int32), ("i8", np.int64),
-                                                      ("f2", np.float16), ("f8", np.float64)]},
-    "digit and long names": {"0": np.zeros(2, np.float32), "1": np.zeros(3, np.int64),
-                             "x" * 300: np.zeros((1, 1, 0, 7), np.uint8), "é名": np.zeros(70000, np.float32)},
+    "scalar, empty, 4-d": {
+        "a.weight": np.zeros((3, 4), np.float32),
+        "b": np.zeros((0, 3), np.float32),
+        "c": np.zeros((), np.float32),
+        "d": np.zeros((2, 3, 4, 5)),
+    },
+    "dtypes": {
+        n: np.zeros((5, 1), dt)
+        for n, dt in [
+            ("b", bool),
+            ("u1", np.uint8),
+            ("i1", np.int8),
+            ("i2", np.int16),
+            ("i4", np.int32),
+            ("i8", np.int64),
+            ("f2", np.float16),
+            ("f8", np.float64),
+        ]
+    },
+    "digit and long names": {
+        "0": np.zeros(2, np.float32),
+        "1": np.zeros(3, np.int64),
+        "x" * 300: np.zeros((1, 1, 0, 7), np.uint8),
+        "é名": np.zeros(70000, np.float32),
+    },
     "counts over 65535": {"n": np.zeros((70000, 3), np.float32), "m": np.zeros((1, 300), np.uint8)},
     **{f"{n} tensors": _layers(n) for n in (2, 300, 1000, 1001)},  # memo indices over 255, SETITEMS batches
 }

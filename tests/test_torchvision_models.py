@@ -1,5 +1,6 @@
 """torchvision architectures as connpack models: same tensors as torchvision, same function, usable by
 the trainers, pack and unpack."""
+
 import copy
 import subprocess
 import sys
@@ -65,11 +66,21 @@ def test_registering_does_not_import_torchvision():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("method,kw,kind", [("edge-popup", {}, "mask"),
-                                            ("imp", {"iterations": 1, "fraction": 0.5}, "values")])
+@pytest.mark.parametrize(
+    "method,kw,kind", [("edge-popup", {}, "mask"), ("imp", {"iterations": 1, "fraction": 0.5}, "values")]
+)
 def test_trainers_pack_and_unpack_a_torchvision_model(tmp_path, method, kw, kind):
-    cfg = make_config(method=method, arch="torchvision:mobilenet_v2", width=0.25, dataset="synthetic-mnist",
-                      epochs=1, limit=32, batch_size=32, device="cpu", **kw)
+    cfg = make_config(
+        method=method,
+        arch="torchvision:mobilenet_v2",
+        width=0.25,
+        dataset="synthetic-mnist",
+        epochs=1,
+        limit=32,
+        batch_size=32,
+        device="cpu",
+        **kw,
+    )
     desc, metrics = train(cfg)
     assert desc.spec.model.arch == "torchvision:mobilenet_v2" and metrics
     assert {c.kind for c in desc.tensors.values()} == {kind}

@@ -1,4 +1,5 @@
 """Ivan & Florian's trainers on every architecture, inits and their CLI names, p_positive, bad input."""
+
 import math
 
 import numpy as np
@@ -15,13 +16,18 @@ from connpack.trainers import make_config, network_spec, train
 from connpack.trainers.gated import PAPER_LR
 
 SMALL = dict(epochs=1, device="cpu", limit=50)
-ARCHS = {"lenet300": ("synthetic-mnist", 1.0), "conv2": ("synthetic-cifar", 0.125),
-         "conv4": ("synthetic-cifar", 0.125), "conv6": ("synthetic-cifar", 0.125)}
+ARCHS = {
+    "lenet300": ("synthetic-mnist", 1.0),
+    "conv2": ("synthetic-cifar", 0.125),
+    "conv4": ("synthetic-cifar", 0.125),
+    "conv6": ("synthetic-cifar", 0.125),
+}
 
 
 ALL = [("baseline", "free"), ("prune", "free"), ("prune", "minimal"), ("flip", "free"), ("flip", "minimal")]
-GRID = [("lenet300", m, v) for m, v in ALL] + [(a, m, v) for a in ("conv2", "conv4", "conv6")
-                                               for m, v in (("prune", "free"), ("flip", "minimal"))]
+GRID = [("lenet300", m, v) for m, v in ALL] + [
+    (a, m, v) for a in ("conv2", "conv4", "conv6") for m, v in (("prune", "free"), ("flip", "minimal"))
+]
 
 
 @pytest.mark.parametrize("arch, method, variant", GRID)
@@ -38,13 +44,20 @@ def test_every_method_trains_every_architecture_with_the_paper_defaults(arch, me
     assert len(metrics) == 1 and (key is None or 0.0 <= metrics[0][key] <= 1.0)
 
 
-@pytest.mark.parametrize("name, dist, scale", [
-    ("signed_constant", "signed_constant", 1.0), ("he_constant", "signed_constant", 1.0),
-    ("kaiming_normal", "kaiming_normal", 1.0), ("he", "kaiming_normal", 1.0),
-    ("xavier_normal", "xavier_normal", 1.0), ("glorot", "xavier_normal", 1.0),
-    ("kaiming_uniform", "kaiming_uniform", 1.0),
-    ("kaiming_normal_scaled", "kaiming_normal", math.sqrt(1 / 0.3)), ("signed_constant_scaled", "signed_constant",
-                                                                      math.sqrt(1 / 0.3))])
+@pytest.mark.parametrize(
+    "name, dist, scale",
+    [
+        ("signed_constant", "signed_constant", 1.0),
+        ("he_constant", "signed_constant", 1.0),
+        ("kaiming_normal", "kaiming_normal", 1.0),
+        ("he", "kaiming_normal", 1.0),
+        ("xavier_normal", "xavier_normal", 1.0),
+        ("glorot", "xavier_normal", 1.0),
+        ("kaiming_uniform", "kaiming_uniform", 1.0),
+        ("kaiming_normal_scaled", "kaiming_normal", math.sqrt(1 / 0.3)),
+        ("signed_constant_scaled", "signed_constant", math.sqrt(1 / 0.3)),
+    ],
+)
 def test_init_names_map_to_the_papers_distributions(name, dist, scale):
     cfg = make_config(method="edge-popup", init=name, k=0.3, dataset="synthetic-mnist", device="cpu")
     init = network_spec(cfg).init
@@ -71,10 +84,19 @@ def test_p_positive_sets_the_sign_imbalance_and_trains(p):
     assert desc.spec.init.p_positive == p
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(init="he_uniformish"), "unknown init"), (dict(init="kaiming_normal_scaled", method="prune"), "_scaled"),
-    (dict(k=0.0), "k"), (dict(k=1.5), "k"), (dict(p_positive=-0.1), "p_positive"), (dict(p_positive=1.01), "p_positive"),
-    (dict(optimizer="rmsprop"), "optimizer"), (dict(schedule="step"), "schedule")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(init="he_uniformish"), "unknown init"),
+        (dict(init="kaiming_normal_scaled", method="prune"), "_scaled"),
+        (dict(k=0.0), "k"),
+        (dict(k=1.5), "k"),
+        (dict(p_positive=-0.1), "p_positive"),
+        (dict(p_positive=1.01), "p_positive"),
+        (dict(optimizer="rmsprop"), "optimizer"),
+        (dict(schedule="step"), "schedule"),
+    ],
+)
 def test_bad_options_are_refused_by_the_config(kwargs, message):
     with pytest.raises(SpecError, match=message):
         make_config(**kwargs)
@@ -94,8 +116,18 @@ def cifar_only_arch():
 
 
 def test_an_architecture_that_does_not_fit_the_data_fails_before_training(runner, tmp_path, cifar_only_arch):
-    res = run_cli(runner, "train", "--arch", cifar_only_arch, "--dataset", "synthetic-mnist", "--device", "cpu",
-                  "-o", tmp_path / "m.pt")
+    res = run_cli(
+        runner,
+        "train",
+        "--arch",
+        cifar_only_arch,
+        "--dataset",
+        "synthetic-mnist",
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path / "m.pt",
+    )
     assert res.exit_code != 0
     assert "does not fit input (1, 28, 28)" in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.pt.ckpt").exists()
@@ -104,9 +136,14 @@ def test_an_architecture_that_does_not_fit_the_data_fails_before_training(runner
     assert list(desc.tensors) == ["1.weight"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--init", "glorot_uniform"], "unknown init"), (["--method", "edge-popup", "--k", "0"], "(0, 1]"),
-    (["--p-positive", "2"], "p_positive")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--init", "glorot_uniform"], "unknown init"),
+        (["--method", "edge-popup", "--k", "0"], "(0, 1]"),
+        (["--p-positive", "2"], "p_positive"),
+    ],
+)
 def test_cli_bad_input_is_one_line(runner, tmp_path, args, message):
     res = run_cli(runner, "train", "--dataset", "synthetic-mnist", "-o", tmp_path / "m.pt", *args)
     assert res.exit_code != 0 and message in res.output and len(res.output.strip().splitlines()) == 1
@@ -114,8 +151,24 @@ def test_cli_bad_input_is_one_line(runner, tmp_path, args, message):
 
 def test_cli_trains_writes_metrics_and_a_larger_epochs_extends_the_finished_run(runner, tmp_path):
     out = tmp_path / "m.pt"
-    args = ["train", "--method", "prune", "--variant", "minimal", "--init", "he", "--dataset", "synthetic-mnist",
-            "--limit", "50", "--device", "cpu", "-o", out, "-q"]
+    args = [
+        "train",
+        "--method",
+        "prune",
+        "--variant",
+        "minimal",
+        "--init",
+        "he",
+        "--dataset",
+        "synthetic-mnist",
+        "--limit",
+        "50",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+        "-q",
+    ]
     res = run_cli(runner, *args, "--epochs", "2")
     assert res.exit_code == 0, res.output
     desc, metrics = runfile.load(out)
@@ -130,8 +183,11 @@ def test_cli_trains_writes_metrics_and_a_larger_epochs_extends_the_finished_run(
     res = run_cli(runner, *args, "--epochs", "3", "--resume")
     assert res.exit_code == 0, res.output
     extended, metrics = runfile.load(out)
-    whole, whole_metrics = train(make_config(method="prune", variant="minimal", init="he", dataset="synthetic-mnist",
-                                             limit=50, device="cpu", epochs=3))
+    whole, whole_metrics = train(
+        make_config(
+            method="prune", variant="minimal", init="he", dataset="synthetic-mnist", limit=50, device="cpu", epochs=3
+        )
+    )
     assert [m["train_loss"] for m in metrics] == [m["train_loss"] for m in whole_metrics]
     for name, code in whole.tensors.items():
         assert np.array_equal(extended.tensors[name].bits, code.bits), name

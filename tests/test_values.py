@@ -1,5 +1,6 @@
 """Quantised and losslessly coded values (cpk.md 5.1, 5.2, 7.2.1): codecs, round trips, exact zeros, the
 seed-predicted residual, targets, and the CLI's refusals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,12 @@ SHAPES = {"fc1.weight": (15, 784), "fc2.weight": (5, 15), "fc3.weight": (10, 5)}
 
 def _net(method: str = "imp", drift: float = 0.05) -> Description:
     """Values trained away from a kaiming-normal init: v = 1.1 G + drift * noise on the top half of |G|."""
-    spec = NetworkSpec(model=ModelSpec(arch="lenet300", width=0.05), rng=RngSpec(seed=3),
-                       init=InitSpec(dist="kaiming_normal"), method=method)
+    spec = NetworkSpec(
+        model=ModelSpec(arch="lenet300", width=0.05),
+        rng=RngSpec(seed=3),
+        init=InitSpec(dist="kaiming_normal"),
+        method=method,
+    )
     tensors = {}
     for i, (n, s) in enumerate(SHAPES.items()):
         g = rng.generate(spec.init_for(n), 3, i, s)
@@ -31,9 +36,15 @@ def _net(method: str = "imp", drift: float = 0.05) -> Description:
 
 
 # --------------------------------------------------------------------------- codecs
-@pytest.mark.parametrize("arr", [
-    np.array([], dtype=np.int32), np.full(7, -3, dtype=np.int32), np.array([0, -1, 5, 5, -200, 60000], np.int32),
-    np.random.default_rng(0).integers(-40, 40, 3000).astype(np.int32)])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.array([], dtype=np.int32),
+        np.full(7, -3, dtype=np.int32),
+        np.array([0, -1, 5, 5, -200, 60000], np.int32),
+        np.random.default_rng(0).integers(-40, 40, 3000).astype(np.int32),
+    ],
+)
 def test_qans_round_trip(arr):
     from connpack.formats.codecs import qans
 
@@ -53,7 +64,11 @@ def test_planes_round_trip(dtype):
     import ml_dtypes
 
     dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
-    arr = (rng.normal(1, 0, (4000,)) * 0.05).astype(dt) if dtype != "int32" else np.random.default_rng(2).integers(-9e5, 9e5, 4000).astype(np.int32)
+    arr = (
+        (rng.normal(1, 0, (4000,)) * 0.05).astype(dt)
+        if dtype != "int32"
+        else np.random.default_rng(2).integers(-9e5, 9e5, 4000).astype(np.int32)
+    )
     data = formats.encode(formats.Container({}, {"v": arr}, codecs={"v": ("planes",)}))
     assert formats.inspect_sections(data)[0].codec == "planes"
     back = formats.decode(data).arrays["v"]
@@ -81,8 +96,12 @@ def test_new_codecs_only_where_asked():
     """Without a Container.codecs hint the writer keeps raw/zstd (files written before keep their bytes)."""
     arr = (rng.normal(1, 0, (4000,)) * 0.05).astype(np.float16)
     assert formats.inspect_sections(formats.encode(formats.Container({}, {"v": arr})))[0].codec in ("raw", "zstd")
-    assert formats.inspect_sections(formats.encode(formats.Container({}, {"b": np.arange(3, dtype=np.int32)},
-                                                                     codecs={"b": ("planes",)})))[0].codec == "raw"
+    assert (
+        formats.inspect_sections(
+            formats.encode(formats.Container({}, {"b": np.arange(3, dtype=np.int32)}, codecs={"b": ("planes",)}))
+        )[0].codec
+        == "raw"
+    )
 
 
 # --------------------------------------------------------------------------- the network layer
@@ -111,8 +130,9 @@ def test_quantised_round_trip_and_exact_zeros(tmp_path, bits):
         assert steps.shape == (code.shape[0],)  # qB: per-output-channel steps
         err = np.abs(want - k.values)
         assert np.all(err <= steps[k.chan] * 0.5 + 1e-6 * np.abs(k.values))  # at most half a step off
-    assert vq.relative_error(np.concatenate([k.values for k in kept]),
-                             np.concatenate([got[k.name][desc.tensors[k.name].bits] for k in kept])) < 2.0 ** -(bits - 3)
+    assert vq.relative_error(
+        np.concatenate([k.values for k in kept]), np.concatenate([got[k.name][desc.tensors[k.name].bits] for k in kept])
+    ) < 2.0 ** -(bits - 3)
 
 
 def test_seed_predicted_residual(tmp_path):
@@ -158,6 +178,7 @@ def test_cancel_mean_balances_rows_and_round_trips(tmp_path, method):
         def row_sums(q):
             err = k.values.astype(np.float64) - vq.dequantise(q, quant.steps, k.chan, quant.a, g)
             return np.abs(np.bincount(k.chan, weights=err * means, minlength=k.n_out))
+
         before, after = row_sums(nearest), row_sums(chosen[k.name].indices)
         assert np.all(after <= before + 1e-12)  # never worse; rows of many weights nearly balanced:
         assert k.name != "fc1.weight" or after.sum() < 0.1 * before.sum()
@@ -197,14 +218,17 @@ def _edited(desc: Description, plan, edit) -> bytes:
     return formats.encode(c)
 
 
-@pytest.mark.parametrize("edit, error", [
-    (lambda c: c.arrays.pop("fc3.weight:q"), E.FormatError),
-    (lambda c: c.arrays.__setitem__("fc3.weight:q", np.float32([0.1, 0.2])), E.ShapeMismatchError),
-    (lambda c: c.arrays.__setitem__("fc3.weight:q", np.float32([-0.1])), E.FormatError),
-    (lambda c: c.arrays.__setitem__("fc3.weight:a", np.float32([1.0])), E.FormatError),  # no hash
-    (lambda c: c.meta["t"]["fc3.weight"].__setitem__("h", "0123456789abcdef"), E.FormatError),  # hash, no :a
-    (lambda c: c.arrays.__setitem__("fc3.weight:v", c.arrays["fc3.weight:v"].astype(np.int8)), E.FormatError),
-])
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (lambda c: c.arrays.pop("fc3.weight:q"), E.FormatError),
+        (lambda c: c.arrays.__setitem__("fc3.weight:q", np.float32([0.1, 0.2])), E.ShapeMismatchError),
+        (lambda c: c.arrays.__setitem__("fc3.weight:q", np.float32([-0.1])), E.FormatError),
+        (lambda c: c.arrays.__setitem__("fc3.weight:a", np.float32([1.0])), E.FormatError),  # no hash
+        (lambda c: c.meta["t"]["fc3.weight"].__setitem__("h", "0123456789abcdef"), E.FormatError),  # hash, no :a
+        (lambda c: c.arrays.__setitem__("fc3.weight:v", c.arrays["fc3.weight:v"].astype(np.int8)), E.FormatError),
+    ],
+)
 def test_quantised_sections_are_checked(tmp_path, edit, error):
     desc = _net(method="import")
     plan = vq.plan_bits(vq.kept_tensors(desc), 6)
@@ -220,8 +244,11 @@ def test_float_values_lossless(tmp_path):
         pack(desc, tmp_path / f"{t}.cpk", values=t)
         got = _weights(unpack(tmp_path / f"{t}.cpk"))
         for n, code in desc.tensors.items():
-            want = code.values.astype(np.float32) if t == "float32" else np.asarray(
-                to_container(desc, t).arrays[f"{n}:v"]).astype(np.float32)
+            want = (
+                code.values.astype(np.float32)
+                if t == "float32"
+                else np.asarray(to_container(desc, t).arrays[f"{n}:v"]).astype(np.float32)
+            )
             assert got[n][code.bits].tobytes() == want.tobytes()
 
 
@@ -254,14 +281,17 @@ def test_max_accuracy_drop_lands_within_the_drop(tmp_path):
         assert got[k.name][desc.tensors[k.name].bits].tobytes() == vq.decoded(k, choice.plan[k.name]).tobytes()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--values", "q0"], "q2 .. q16"),
-    (["--values", "float8"], "unknown value type"),
-    (["--max-error", "-1"], "--max-error must be a number > 0"),
-    (["--max-error", "0.1", "--error-on", "logits"], "--error-on"),
-    (["--max-accuracy-drop", "0.1"], "records none"),
-    (["--values", "q8", "--max-error", "0.1"], "exclude each other"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--values", "q0"], "q2 .. q16"),
+        (["--values", "float8"], "unknown value type"),
+        (["--max-error", "-1"], "--max-error must be a number > 0"),
+        (["--max-error", "0.1", "--error-on", "logits"], "--error-on"),
+        (["--max-accuracy-drop", "0.1"], "records none"),
+        (["--values", "q8", "--max-error", "0.1"], "exclude each other"),
+    ],
+)
 def test_bad_settings_exit_2_and_write_nothing(runner, tmp_path, args, needle):
     src = tmp_path / "m.pt"
     runfile.save(src, _net(method="import"))
@@ -287,8 +317,9 @@ def test_cli_target_prints_its_choice(runner, tmp_path):
 def test_quantised_biases(tmp_path):
     """Biases of quantised layers are stored as indices with one step (cpk.md 7.2.1); others stay float32."""
     desc = _net()
-    spec = NetworkSpec(model=ModelSpec(arch="lenet300", width=0.05, bias=True), rng=desc.spec.rng,
-                       init=desc.spec.init, method="imp")
+    spec = NetworkSpec(
+        model=ModelSpec(arch="lenet300", width=0.05, bias=True), rng=desc.spec.rng, init=desc.spec.init, method="imp"
+    )
     dense = {n.replace("weight", "bias"): np.linspace(-0.3, 0.4, s[0], dtype=np.float32) for n, s in SHAPES.items()}
     desc = Description(spec, desc.tensors, dense)
     kept = vq.kept_tensors(desc)

@@ -1,4 +1,5 @@
 """Weight removal (Ivan & Florian section 2.3, Eq. 6): unit-magnitude signs + an input scale = the same network."""
+
 import math
 
 import pytest
@@ -12,8 +13,9 @@ from connpack.trainers import methods
 from connpack.trainers.connectivity import remove_weights
 
 
-@pytest.mark.parametrize("arch, dataset, method", [("lenet300", "synthetic-mnist", "prune"),
-                                                   ("conv2", "synthetic-cifar", "flip")])
+@pytest.mark.parametrize(
+    "arch, dataset, method", [("lenet300", "synthetic-mnist", "prune"), ("conv2", "synthetic-cifar", "flip")]
+)
 def test_unit_weights_with_scaled_input_predict_the_same_classes(arch, dataset, method):
     cfg = make_config(method=method, arch=arch, dataset=dataset, init="signed_constant", width=0.25, device="cpu")
     spec = network_spec(cfg)
@@ -49,8 +51,11 @@ def test_refuses_what_is_not_positively_homogeneous():
     methods.get("prune").configure(model, spec, cfg)
     with pytest.raises(SpecError, match="constant-magnitude"):
         remove_weights(model)
-    desc, _ = train(make_config(method="edge-popup", arch="conv2", dataset="synthetic-cifar", width=0.125, limit=32,
-                                epochs=1, device="cpu"))
+    desc, _ = train(
+        make_config(
+            method="edge-popup", arch="conv2", dataset="synthetic-cifar", width=0.125, limit=32, epochs=1, device="cpu"
+        )
+    )
     ep = models.build(desc.spec)
     with pytest.raises(SpecError, match="batch norm"):
         remove_weights(ep)

@@ -5,6 +5,7 @@ packed description lengths of A and of the amenable initialisation (mask + signs
     python -m benchmarks.reproduce.asni_table2 --rows fc                 # FC at the paper's 50 epochs (~20 min CPU)
     python -m benchmarks.reproduce.asni_table2 --rows conv2,conv4,conv6 --limit 6000 --epochs 5   # CPU-sized conv rows
 """
+
 from __future__ import annotations
 
 import json
@@ -37,24 +38,44 @@ def main(argv=None) -> dict:
     results = json.loads(previous.read_text())["results"] if previous.exists() and not args.smoke else {}
     for row in args.rows.split(","):
         paper = PAPER[row]
-        cfg = make_config(method="asni", arch=paper["arch"], dataset=dataset, device=args.device,
-                          epochs=2 if args.smoke else args.epochs, width=0.25 if args.smoke else 1.0,
-                          limit=400 if args.smoke else args.limit)
+        cfg = make_config(
+            method="asni",
+            arch=paper["arch"],
+            dataset=dataset,
+            device=args.device,
+            epochs=2 if args.smoke else args.epochs,
+            width=0.25 if args.smoke else 1.0,
+            limit=400 if args.smoke else args.limit,
+        )
         if row in results and results[row]["config"] == cfg.to_dict():
             continue
         t0 = time.perf_counter()
         res = asni.train(cfg, data_dir=args.data_dir)
         with tempfile.TemporaryDirectory() as tmp:
             sizes = {}
-            for tag, desc, values in (("A_f32", res.trained, "float32"), ("A_f16", res.trained, "float16"),
-                                      ("init", res.amenable, "float32"), ("C_f32", res.retrained, "float32")):
+            for tag, desc, values in (
+                ("A_f32", res.trained, "float32"),
+                ("A_f16", res.trained, "float16"),
+                ("init", res.amenable, "float32"),
+                ("C_f32", res.retrained, "float32"),
+            ):
                 path = Path(tmp) / f"{tag}.cpk"
                 pack(desc, path, values=values)
                 rep = report(path).to_dict()
-                sizes[tag] = {"bytes": rep["file_bytes"], "bits_per_weight": rep["bits_per_weight"],
-                              "ratio_float32": rep["ratio_float32"]}
-        results[row] = {"paper": paper, "config": cfg.to_dict(), "accuracy": res.accuracy, "sparsity": res.sparsity,
-                        "nonzeros": res.nonzeros, "sizes": sizes, "seconds": time.perf_counter() - t0}
+                sizes[tag] = {
+                    "bytes": rep["file_bytes"],
+                    "bits_per_weight": rep["bits_per_weight"],
+                    "ratio_float32": rep["ratio_float32"],
+                }
+        results[row] = {
+            "paper": paper,
+            "config": cfg.to_dict(),
+            "accuracy": res.accuracy,
+            "sparsity": res.sparsity,
+            "nonzeros": res.nonzeros,
+            "sizes": sizes,
+            "seconds": time.perf_counter() - t0,
+        }
         path = common.write(args.out, name, {"dataset": dataset, "results": results})
     path = common.write(args.out, name, {"dataset": dataset, "results": results})
     plot(results, path.with_suffix(".png"))

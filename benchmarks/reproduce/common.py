@@ -3,6 +3,7 @@
 Every script writes ``<out>/<name>.json`` (all runs, with their configs) and ``<out>/<name>.png``; the
 numbers in docs/results.md come from those JSON files (``python -m benchmarks.reproduce.all``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,13 @@ def parser(description: str, default_out: str = "docs/results") -> argparse.Argu
 
 
 def machine() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }
 
 
 def run(cfg: TrainConfig, data_dir: Path | None = None) -> dict:

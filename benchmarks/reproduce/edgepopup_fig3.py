@@ -8,6 +8,7 @@ same sweep on MNIST (a stand-in that shows the shape of the curve, not the paper
     python -m benchmarks.reproduce.edgepopup_fig3                          # MNIST stand-in, CPU size
     python -m benchmarks.reproduce.edgepopup_fig3 --dataset cifar10 --data-dir ~/data --epochs 100   # GPU
 """
+
 from __future__ import annotations
 
 from benchmarks.reproduce import common
@@ -32,13 +33,26 @@ def main(argv=None) -> dict:
     for arch in archs:
         results[arch] = {}
         for k in ks:
-            cfg = make_config(method="edge-popup", arch=arch, dataset=dataset, init=args.init, k=k, epochs=epochs,
-                              width=0.25 if args.smoke else args.width, device=args.device,
-                              limit=300 if args.smoke else args.limit)
-            rows = common.seeds(cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "edgepopup_fig3")
+            cfg = make_config(
+                method="edge-popup",
+                arch=arch,
+                dataset=dataset,
+                init=args.init,
+                k=k,
+                epochs=epochs,
+                width=0.25 if args.smoke else args.width,
+                device=args.device,
+                limit=300 if args.smoke else args.limit,
+            )
+            rows = common.seeds(
+                cfg, args.seeds, args.data_dir, None if args.smoke else args.out / "runs" / "edgepopup_fig3"
+            )
             results[arch][str(k)] = {"runs": rows, "summary": common.summary(rows)}
-    path = common.write(args.out, "edgepopup_fig3" + ("_smoke" if args.smoke else ""),
-                        {"dataset": dataset, "epochs": epochs, "init": args.init, "results": results})
+    path = common.write(
+        args.out,
+        "edgepopup_fig3" + ("_smoke" if args.smoke else ""),
+        {"dataset": dataset, "epochs": epochs, "init": args.init, "results": results},
+    )
     plot(results, dataset, path.with_suffix(".png"))
     return results
 
@@ -49,8 +63,11 @@ def plot(results: dict, dataset: str, path) -> None:
     for arch, by_k in results.items():
         ks = [float(k) for k in by_k]
         ax.plot(ks, [100 * r["summary"]["mean"] for r in by_k.values()], marker="o", label=arch)
-    ax.set(xlabel="k (fraction of weights kept)", ylabel="test accuracy (%)",
-           title=f"edge-popup, signed constant weights ({dataset})")
+    ax.set(
+        xlabel="k (fraction of weights kept)",
+        ylabel="test accuracy (%)",
+        title=f"edge-popup, signed constant weights ({dataset})",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -13,6 +13,7 @@ Besides accuracy, each row records how many hidden units are alive (positive on 
 images, and the fraction of (image, unit) pairs that are positive) at initialisation and after training: the
 mechanism behind the failure.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,8 +76,13 @@ def alive(model, x) -> list[dict]:
     with torch.no_grad():
         for name, layer in list(conn_layers(model))[:-1]:
             z = layer(h)
-            out.append({"layer": name, "units_alive": float((z > 0).any(0).float().mean()),
-                        "active_fraction": float((z > 0).float().mean())})
+            out.append(
+                {
+                    "layer": name,
+                    "units_alive": float((z > 0).any(0).float().mean()),
+                    "active_fraction": float((z > 0).float().mean()),
+                }
+            )
             h = torch.relu(z)  # alive = positive pre-activation, whatever the activation
     return out
 
@@ -93,8 +99,14 @@ def main(argv=None) -> dict:
             continue
         inputs, score_high, lr = CANDIDATES[name]
         ppos = 0.5 if name.startswith("p = 0.5") else 0.01
-        cfg = make_config(**{**BASE, "p_positive": ppos}, dataset="synthetic-mnist" if args.smoke else "mnist",
-                          epochs=epochs, lr=lr, device=args.device, limit=500 if args.smoke else None)
+        cfg = make_config(
+            **{**BASE, "p_positive": ppos},
+            dataset="synthetic-mnist" if args.smoke else "mnist",
+            epochs=epochs,
+            lr=lr,
+            device=args.device,
+            limit=500 if args.smoke else None,
+        )
         if args.smoke:
             cfg = replace(cfg, dataset="synthetic-mnist")
         with patched(inputs, score_high) as load:
@@ -104,11 +116,19 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             desc, metrics = train(cfg, data_dir=args.data_dir)
         model1 = _module(desc)
-        done[name] = {"inputs": inputs, "score_high": score_high, "lr": lr, "p_positive": ppos,
-                      "best_test_acc": max(m["test_acc"] for m in metrics), "curve": [m["test_acc"] for m in metrics],
-                      "pruned": metrics[-1].get("pruned"), "pruned_per_layer": _pruned(desc),
-                      "alive_init": alive(model0, x_probe), "alive_trained": alive(model1, x_probe),
-                      "seconds": time.perf_counter() - t0}
+        done[name] = {
+            "inputs": inputs,
+            "score_high": score_high,
+            "lr": lr,
+            "p_positive": ppos,
+            "best_test_acc": max(m["test_acc"] for m in metrics),
+            "curve": [m["test_acc"] for m in metrics],
+            "pruned": metrics[-1].get("pruned"),
+            "pruned_per_layer": _pruned(desc),
+            "alive_init": alive(model0, x_probe),
+            "alive_trained": alive(model1, x_probe),
+            "seconds": time.perf_counter() - t0,
+        }
         common.write(args.out, path.stem, {"dataset": cfg.dataset, "epochs": epochs, "results": done})
         plot(done, path.with_suffix(".png"))
     return done
@@ -120,14 +140,26 @@ def plot(results: dict, path) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * len(names) + 1.5), sharey=True)
     ys = range(len(names))
     a1.barh(ys, [100 * r["best_test_acc"] for r in results.values()], color="tab:orange")
-    a1.set(yticks=list(ys), xlabel="test accuracy, best epoch (%)", xlim=(0, 100),
-           title="free pruning, LeNet-300-100, p = 0.01")
+    a1.set(
+        yticks=list(ys),
+        xlabel="test accuracy, best epoch (%)",
+        xlim=(0, 100),
+        title="free pruning, LeNet-300-100, p = 0.01",
+    )
     a1.set_yticklabels(names, fontsize=7)
     a1.invert_yaxis()
-    a2.barh([y - 0.2 for y in ys], [100 * r["alive_init"][1]["active_fraction"] for r in results.values()], 0.4,
-            label="at initialisation")
-    a2.barh([y + 0.2 for y in ys], [100 * r["alive_trained"][1]["active_fraction"] for r in results.values()], 0.4,
-            label="after training")
+    a2.barh(
+        [y - 0.2 for y in ys],
+        [100 * r["alive_init"][1]["active_fraction"] for r in results.values()],
+        0.4,
+        label="at initialisation",
+    )
+    a2.barh(
+        [y + 0.2 for y in ys],
+        [100 * r["alive_trained"][1]["active_fraction"] for r in results.values()],
+        0.4,
+        label="after training",
+    )
     a2.set(xscale="symlog", xlabel="fc2: (image, unit) pairs with a positive pre-activation (%)")
     a2.legend(fontsize=7)
     fig.tight_layout()

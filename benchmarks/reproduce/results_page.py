@@ -4,6 +4,7 @@
 Every number on the page comes from those files; nothing is typed in by hand except the papers' values,
 which live in the scripts beside the code that reproduces them.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,89 +47,119 @@ def table1(payload: dict, images: str = "results") -> list[str]:
     seeds, dataset = payload["seeds"], payload.get("dataset", "mnist")
     mnist = dataset == "mnist"
     flag = "" if mnist else f" --dataset {dataset} --out docs/results/{dataset}"
-    out = [f"## Ivan & Florian, Table 1 — LeNet-300-100 on {DATASET_NAMES.get(dataset, dataset)}, signed He constant "
-           "weights", "",
-           f"`python -m benchmarks.reproduce.ivan_florian_table1 --epochs {payload['epochs']} --seeds {seeds}{flag}`"
-           f" — {payload['epochs']} epochs per run; each cell is the best epoch of each run, mean ± std over "
-           f"{seeds} seed(s) (the paper: 5 seeds, best epoch of longer runs). {machine_line(payload)}"
-           + ("" if mnist else " The paper has no Fashion-MNIST column: its MNIST value is shown for scale only."), "",
-           f"| method | paper{'' if mnist else ', MNIST'} (%) | ours, best epoch (%) | "
-           f"{'paper inside mean ± 2·std?' if mnist else 'ours − paper (MNIST)'} | changed connections | "
-           ".cpk bytes | bits/weight | × smaller than float32 |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"## Ivan & Florian, Table 1 — LeNet-300-100 on {DATASET_NAMES.get(dataset, dataset)}, signed He constant "
+        "weights",
+        "",
+        f"`python -m benchmarks.reproduce.ivan_florian_table1 --epochs {payload['epochs']} --seeds {seeds}{flag}`"
+        f" — {payload['epochs']} epochs per run; each cell is the best epoch of each run, mean ± std over "
+        f"{seeds} seed(s) (the paper: 5 seeds, best epoch of longer runs). {machine_line(payload)}"
+        + ("" if mnist else " The paper has no Fashion-MNIST column: its MNIST value is shown for scale only."),
+        "",
+        f"| method | paper{'' if mnist else ', MNIST'} (%) | ours, best epoch (%) | "
+        f"{'paper inside mean ± 2·std?' if mnist else 'ours − paper (MNIST)'} | changed connections | "
+        ".cpk bytes | bits/weight | × smaller than float32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in payload["results"].items():
         run = r["runs"][0]
         changed = run.get("flipped", run.get("pruned"))
-        changed = "all weights trained" if changed is None else (
-            f"{pct(changed)}% {'flipped' if 'flipped' in run else 'pruned'}")
+        changed = (
+            "all weights trained"
+            if changed is None
+            else (f"{pct(changed)}% {'flipped' if 'flipped' in run else 'pruned'}")
+        )
         sm = r["summary"]
         if not mnist:
             inside = f"{100 * sm['mean'] - r['paper']:+.2f}"
         elif sm.get("n", 1) < 2:
             inside = "—"
         else:
-            inside = ("yes" if abs(100 * sm["mean"] - r["paper"]) <= 2 * 100 * sm.get("std", 0.0)
-                      else f"no ({100 * sm['mean'] - r['paper']:+.2f})")
-        out.append(f"| {label} | {r['paper']:.2f} | {mean_std(sm)} (n={sm.get('n', 1)}) | {inside} | {changed} | "
-                   f"{run['cpk_bytes']:,} | {run['bits_per_weight']:.3f} | {run['ratio_float32']:.1f} |")
+            inside = (
+                "yes"
+                if abs(100 * sm["mean"] - r["paper"]) <= 2 * 100 * sm.get("std", 0.0)
+                else f"no ({100 * sm['mean'] - r['paper']:+.2f})"
+            )
+        out.append(
+            f"| {label} | {r['paper']:.2f} | {mean_std(sm)} (n={sm.get('n', 1)}) | {inside} | {changed} | "
+            f"{run['cpk_bytes']:,} | {run['bits_per_weight']:.3f} | {run['ratio_float32']:.1f} |"
+        )
     out += ["", f"![Table 1]({images}/ivan_florian_table1.png)", ""]
     return out
 
 
 def fig4(payload: dict) -> list[str]:
-    out = ["## Ivan & Florian, Fig. 4 left — sign imbalance (free pruning, LeNet-300-100, MNIST)", "",
-           f"`python -m benchmarks.reproduce.ivan_florian_fig4 --epochs {payload['epochs']} --seeds "
-           f"{payload.get('seeds', 1)}` — p is the probability "
-           f"of a positive weight. The paper gives no table for this figure; its text says: performance kept for "
-           f"0.3 ≤ p ≤ 0.7, about −1% at p ≤ 0.1, about −10% at p ≤ 0.01, and at p = 1 about 95% with about 65% of "
-           f"the weights pruned. {machine_line(payload)}", "",
-           "| p | accuracy, best epoch (%) | pruned (%) | .cpk bytes | bits/weight | × smaller than float32 |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "## Ivan & Florian, Fig. 4 left — sign imbalance (free pruning, LeNet-300-100, MNIST)",
+        "",
+        f"`python -m benchmarks.reproduce.ivan_florian_fig4 --epochs {payload['epochs']} --seeds "
+        f"{payload.get('seeds', 1)}` — p is the probability "
+        f"of a positive weight. The paper gives no table for this figure; its text says: performance kept for "
+        f"0.3 ≤ p ≤ 0.7, about −1% at p ≤ 0.1, about −10% at p ≤ 0.01, and at p = 1 about 95% with about 65% of "
+        f"the weights pruned. {machine_line(payload)}",
+        "",
+        "| p | accuracy, best epoch (%) | pruned (%) | .cpk bytes | bits/weight | × smaller than float32 |",
+        "|---|---|---|---|---|---|",
+    ]
     for p, r in payload["results"].items():
         run = r["runs"][0]
-        out.append(f"| {p} | {mean_std(r['summary'])} | {mean_std(r['pruned'])} | {run['cpk_bytes']:,} | "
-                   f"{run['bits_per_weight']:.3f} | {run['ratio_float32']:.1f} |")
+        out.append(
+            f"| {p} | {mean_std(r['summary'])} | {mean_std(r['pruned'])} | {run['cpk_bytes']:,} | "
+            f"{run['bits_per_weight']:.3f} | {run['ratio_float32']:.1f} |"
+        )
     out += ["", "![Fig. 4](results/ivan_florian_fig4.png)", ""]
     return out
 
 
 def probe(payload: dict) -> list[str]:
-    out = ["## Fig. 4 at p = 0.01: every candidate cause, measured", "",
-           f"`python -m benchmarks.reproduce.fig4_p001_probe --epochs {payload['epochs']}` — free pruning, "
-           f"LeNet-300-100, MNIST, one seed, {payload['epochs']} epochs each; *alive* = share of the hidden units "
-           "that are positive on at least one of 2,000 test images, and share of (image, unit) pairs that are "
-           f"positive. {machine_line(payload)}", "",
-           "| setting | accuracy per epoch (%) | pruned (%) | fc1 alive at init | fc2 alive at init | "
-           "fc2 alive after training |", "|---|---|---|---|---|---|"]
+    out = [
+        "## Fig. 4 at p = 0.01: every candidate cause, measured",
+        "",
+        f"`python -m benchmarks.reproduce.fig4_p001_probe --epochs {payload['epochs']}` — free pruning, "
+        f"LeNet-300-100, MNIST, one seed, {payload['epochs']} epochs each; *alive* = share of the hidden units "
+        "that are positive on at least one of 2,000 test images, and share of (image, unit) pairs that are "
+        f"positive. {machine_line(payload)}",
+        "",
+        "| setting | accuracy per epoch (%) | pruned (%) | fc1 alive at init | fc2 alive at init | "
+        "fc2 alive after training |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def alive(a: dict) -> str:
         return f"{pct(a['units_alive'])}% units, {pct(a['active_fraction'])}% pairs"
 
     for name, r in payload["results"].items():
-        out.append(f"| {name} | {' → '.join(pct(a) for a in r['curve'])} | {pct(r['pruned'])} | "
-                   f"{alive(r['alive_init'][0])} | {alive(r['alive_init'][1])} | {alive(r['alive_trained'][1])} |")
+        out.append(
+            f"| {name} | {' → '.join(pct(a) for a in r['curve'])} | {pct(r['pruned'])} | "
+            f"{alive(r['alive_init'][0])} | {alive(r['alive_init'][1])} | {alive(r['alive_trained'][1])} |"
+        )
     return out + [""]
 
 
 def imp_lenet(payload: dict) -> list[str]:
-    out = ["## IMP on LeNet-300-100 — the lottery-ticket setting, with the description length of every ticket", "",
-           f"`python -m benchmarks.reproduce.imp_lenet300 --iterations {payload['iterations']} --epochs "
-           f"{payload['epochs']}` — L1 unstructured, 20% of the remaining weights of each layer per iteration, "
-           f"SGD lr 0.01 (momentum 0.9) batch 32, {payload['epochs']} epoch(s) per iteration, one seed. A ticket "
-           "is the sparse network's initialisation as a .cpk: mask + seed (rewind: the seed it was found with; "
-           "random: seed + 1); finetuning has no ticket, its column is the cost of its mask over the original "
-           f"initialisation. {machine_line(payload)}", ""]
+    out = [
+        "## IMP on LeNet-300-100 — the lottery-ticket setting, with the description length of every ticket",
+        "",
+        f"`python -m benchmarks.reproduce.imp_lenet300 --iterations {payload['iterations']} --epochs "
+        f"{payload['epochs']}` — L1 unstructured, 20% of the remaining weights of each layer per iteration, "
+        f"SGD lr 0.01 (momentum 0.9) batch 32, {payload['epochs']} epoch(s) per iteration, one seed. A ticket "
+        "is the sparse network's initialisation as a .cpk: mask + seed (rewind: the seed it was found with; "
+        "random: seed + 1); finetuning has no ticket, its column is the cost of its mask over the original "
+        f"initialisation. {machine_line(payload)}",
+        "",
+    ]
     reinits = list(payload["results"])
-    out += ["| weights kept | " + " | ".join(f"{r}: accuracy (%) | {r}: ticket bits/weight" for r in reinits) + " |",
-            "|---|" + "---|---|" * len(reinits)]
+    out += [
+        "| weights kept | " + " | ".join(f"{r}: accuracy (%) | {r}: ticket bits/weight" for r in reinits) + " |",
+        "|---|" + "---|---|" * len(reinits),
+    ]
     first = payload["results"][reinits[0]]
     for i, kept in enumerate(first["kept_fraction"]):
         cells = []
         for r in reinits:
             res = payload["results"][r]
             ok = i < len(res["accuracy"])
-            cells += [pct(res["accuracy"][i]) if ok else "—",
-                      f"{res['ticket_bits_per_weight'][i]:.3f}" if ok else "—"]
+            cells += [pct(res["accuracy"][i]) if ok else "—", f"{res['ticket_bits_per_weight'][i]:.3f}" if ok else "—"]
         out.append(f"| {pct(kept)}% | " + " | ".join(cells) + " |")
     return out + ["", "![IMP LeNet-300-100](results/imp_lenet300.png)", ""]
 
@@ -137,23 +168,33 @@ def asni(payload: dict) -> list[str]:
     out = ["## Damadi et al. (ASNI), Table 2 — MNIST rows", ""]
     for row, r in payload["results"].items():
         cfg, paper, acc = r["config"], r["paper"], r["accuracy"]
-        out += [f"### {row} ({cfg['arch']}): α={cfg['alpha']}, β={cfg['beta']}, γ={cfg['gamma']}, {cfg['epochs']} "
-                f"epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}"
-                + (f", first {cfg['limit']:,} training images" if cfg.get("limit") else ""), "",
-                f"`python -m benchmarks.reproduce.asni_table2 --rows {row}"
-                + (f" --limit {cfg['limit']} --epochs {cfg['epochs']}" if cfg.get("limit") else "") + "`", "",
-                "| | paper (%) | ours (%) | difference |", "|---|---|---|---|",
-                f"| sparsity | {paper['sparsity']:.2f} | {pct(r['sparsity'])} | {100 * r['sparsity'] - paper['sparsity']:+.2f} |"]
+        out += [
+            f"### {row} ({cfg['arch']}): α={cfg['alpha']}, β={cfg['beta']}, γ={cfg['gamma']}, {cfg['epochs']} "
+            f"epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {cfg['batch_size']}"
+            + (f", first {cfg['limit']:,} training images" if cfg.get("limit") else ""),
+            "",
+            f"`python -m benchmarks.reproduce.asni_table2 --rows {row}"
+            + (f" --limit {cfg['limit']} --epochs {cfg['epochs']}" if cfg.get("limit") else "")
+            + "`",
+            "",
+            "| | paper (%) | ours (%) | difference |",
+            "|---|---|---|---|",
+            f"| sparsity | {paper['sparsity']:.2f} | {pct(r['sparsity'])} | {100 * r['sparsity'] - paper['sparsity']:+.2f} |",
+        ]
         for v in ("D", "A", "C", "S"):
             if v in acc:
                 out.append(f"| {v} | {paper[v]:.2f} | {pct(acc[v])} | {100 * acc[v] - paper[v]:+.2f} |")
         s = r["sizes"]
-        out += ["", "| packed network | bytes | bits/weight | × smaller than float32 |", "|---|---|---|---|",
-                f"| A: mask + float32 kept values | {s['A_f32']['bytes']:,} | {s['A_f32']['bits_per_weight']:.3f} | {s['A_f32']['ratio_float32']:.1f} |",
-                f"| A: mask + float16 kept values | {s['A_f16']['bytes']:,} | {s['A_f16']['bits_per_weight']:.3f} | {s['A_f16']['ratio_float32']:.1f} |",
-                f"| amenable init: mask + signs + 2 floats/layer | {s['init']['bytes']:,} | {s['init']['bits_per_weight']:.3f} | {s['init']['ratio_float32']:.1f} |",
-                f"| C: mask + float32 values after retraining | {s['C_f32']['bytes']:,} | {s['C_f32']['bits_per_weight']:.3f} | {s['C_f32']['ratio_float32']:.1f} |",
-                ""]
+        out += [
+            "",
+            "| packed network | bytes | bits/weight | × smaller than float32 |",
+            "|---|---|---|---|",
+            f"| A: mask + float32 kept values | {s['A_f32']['bytes']:,} | {s['A_f32']['bits_per_weight']:.3f} | {s['A_f32']['ratio_float32']:.1f} |",
+            f"| A: mask + float16 kept values | {s['A_f16']['bytes']:,} | {s['A_f16']['bits_per_weight']:.3f} | {s['A_f16']['ratio_float32']:.1f} |",
+            f"| amenable init: mask + signs + 2 floats/layer | {s['init']['bytes']:,} | {s['init']['bits_per_weight']:.3f} | {s['init']['ratio_float32']:.1f} |",
+            f"| C: mask + float32 values after retraining | {s['C_f32']['bytes']:,} | {s['C_f32']['bits_per_weight']:.3f} | {s['C_f32']['ratio_float32']:.1f} |",
+            "",
+        ]
     out += ["![ASNI](results/asni_table2.png)", ""]
     return out
 
@@ -166,54 +207,86 @@ def _paper_all(paper: list[float], n: int) -> str:
 
 def imp(payload: dict) -> list[str]:
     techs = list(payload["results"])
-    out = ["## Paganini & Forde (reinitialization paper), Table 2 left — IMP on the conv LeNet, MNIST", "",
-           f"`python -m benchmarks.reproduce.imp_table2 --iterations {payload['iterations']} --epochs {payload['epochs']}`"
-           f" — rewinding, 20% of the remaining connections/units per iteration, SGD lr 0.01 batch 32, "
-           f"{payload['epochs']} epoch(s) per iteration, SGD with momentum 0.9 (the paper: SGD with no momentum stated, 30 epochs, 20 iterations, 5 seeds; here 1 seed). "
-           f"{machine_line(payload)}", "",
-           "| iteration | " + " | ".join(techs) + " |", "|---|" + "---|" * len(techs)]
+    out = [
+        "## Paganini & Forde (reinitialization paper), Table 2 left — IMP on the conv LeNet, MNIST",
+        "",
+        f"`python -m benchmarks.reproduce.imp_table2 --iterations {payload['iterations']} --epochs {payload['epochs']}`"
+        f" — rewinding, 20% of the remaining connections/units per iteration, SGD lr 0.01 batch 32, "
+        f"{payload['epochs']} epoch(s) per iteration, SGD with momentum 0.9 (the paper: SGD with no momentum stated, 30 epochs, 20 iterations, 5 seeds; here 1 seed). "
+        f"{machine_line(payload)}",
+        "",
+        "| iteration | " + " | ".join(techs) + " |",
+        "|---|" + "---|" * len(techs),
+    ]
     n = payload["iterations"]
     for it in range(1, n + 1):
         cells = []
         for t in techs:
             ours = 100 * payload["results"][t]["accuracy"][it]
-            paper = (payload["results"][t].get("paper") or [None] * 20)
+            paper = payload["results"][t].get("paper") or [None] * 20
             p = paper[it - 1] if it - 1 < len(paper) else None
             cells.append(f"{ours:.1f}" + (f" ({p:.1f})" if p is not None else ""))
         out.append(f"| {it} | " + " | ".join(cells) + " |")
-    out += ["", "Cells: ours (paper). Iteration 0 (dense): " + ", ".join(
-        f"{t} {100 * payload['results'][t]['accuracy'][0]:.1f}" for t in techs) + ".",
+    out += [
+        "",
+        "Cells: ours (paper). Iteration 0 (dense): "
+        + ", ".join(f"{t} {100 * payload['results'][t]['accuracy'][0]:.1f}" for t in techs)
+        + ".",
         f"Averaged-prediction ensemble of all {len(techs)} final sub-networks: "
-        f"{pct(payload['ensemble_all_final'])}% ({_paper_all(payload['paper_all'], n)}).", "",
+        f"{pct(payload['ensemble_all_final'])}% ({_paper_all(payload['paper_all'], n)}).",
+        "",
         "| technique | kept after last iteration | lottery ticket .cpk bytes | bits/weight | × smaller than float32 |",
-        "|---|---|---|---|---|"]
+        "|---|---|---|---|---|",
+    ]
     for t in techs:
         r = payload["results"][t]
-        out.append(f"| {t} | {pct(r['kept_fraction'][-1])}% | {r['ticket_bytes']:,} | "
-                   f"{r['ticket_bits_per_weight']:.3f} | {r['ticket_ratio_float32']:.1f} |")
+        out.append(
+            f"| {t} | {pct(r['kept_fraction'][-1])}% | {r['ticket_bytes']:,} | "
+            f"{r['ticket_bits_per_weight']:.3f} | {r['ticket_ratio_float32']:.1f} |"
+        )
     out += ["", "![IMP](results/imp_table2.png)", ""]
     return out
 
 
 def edgepopup(payload: dict, images: str = "results") -> list[str]:
     ks = None
-    out = ["## Ramanujan et al. (edge-popup), Fig. 3 — accuracy against k", "",
-           f"Dataset: **{payload['dataset']}**" + (" (a stand-in: CIFAR-10 cannot be obtained offline here; the "
-                                                   "shape of the curve, not the paper's numbers)" if payload['dataset'] != "cifar10" else "")
-           + f"; {payload['epochs']} epochs, init {payload['init']}. {machine_line(payload)}", ""]
+    out = [
+        "## Ramanujan et al. (edge-popup), Fig. 3 — accuracy against k",
+        "",
+        f"Dataset: **{payload['dataset']}**"
+        + (
+            " (a stand-in: CIFAR-10 cannot be obtained offline here; the shape of the curve, not the paper's numbers)"
+            if payload["dataset"] != "cifar10"
+            else ""
+        )
+        + f"; {payload['epochs']} epochs, init {payload['init']}. {machine_line(payload)}",
+        "",
+    ]
     for arch, by_k in payload["results"].items():
         ks = list(by_k)
         break
     out += ["| arch | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for arch, by_k in payload["results"].items():
-        out.append(f"| {arch} | " + " | ".join(f"{pct(r['summary']['mean'])}% ({r['runs'][0]['bits_per_weight']:.2f} b/w)"
-                                                for r in by_k.values()) + " |")
+        out.append(
+            f"| {arch} | "
+            + " | ".join(
+                f"{pct(r['summary']['mean'])}% ({r['runs'][0]['bits_per_weight']:.2f} b/w)" for r in by_k.values()
+            )
+            + " |"
+        )
     out += ["", "Cells: accuracy (packed bits per weight).", "", f"![edge-popup]({images}/edgepopup_fig3.png)", ""]
     return out
 
 
-SECTIONS = [("ivan_florian_table1", table1), ("ivan_florian_fig4", fig4), ("fig4_p001_probe", probe),
-            ("asni_table2", asni), ("imp_table2", imp), ("imp_lenet300", imp_lenet), ("edgepopup_fig3", edgepopup)]
+SECTIONS = [
+    ("ivan_florian_table1", table1),
+    ("ivan_florian_fig4", fig4),
+    ("fig4_p001_probe", probe),
+    ("asni_table2", asni),
+    ("imp_table2", imp),
+    ("imp_lenet300", imp_lenet),
+    ("edgepopup_fig3", edgepopup),
+]
 
 
 def render(results_dir: Path, notes: str = "") -> str:

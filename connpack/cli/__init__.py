@@ -1,4 +1,5 @@
 """The ``connpack`` command: one module per command; each maps options onto one library call and prints."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,13 @@ import typer
 from connpack.cli import bench, compare, data, demo, evaluate, pack, report, train, unpack
 from connpack.cli.common import ConnpackGroup, Terminated, err_console, handle_signals
 
-app = typer.Typer(help="Train, pack and export networks with fixed random weights and learned connectivity.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=ConnpackGroup)
+app = typer.Typer(
+    help="Train, pack and export networks with fixed random weights and learned connectivity.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=ConnpackGroup,
+)
 app.command("train")(train.command)
 app.command("pack")(pack.command)
 app.command("unpack")(unpack.command)

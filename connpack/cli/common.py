@@ -1,4 +1,5 @@
 """Shared CLI pieces: option aliases, the console, and the error boundary (one line, one exit code)."""
+
 from __future__ import annotations
 
 import functools
@@ -27,11 +28,19 @@ except ImportError:  # older typer on click
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False)
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="dataset folder (default: $CONNPACK_DATA or ~/.cache/connpack)")]
+DataDir = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="dataset folder (default: $CONNPACK_DATA or ~/.cache/connpack)")
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 MAX_WEIGHTS_DEFAULT = 2**31  # = connpack.packing.DEFAULT_MAX_WEIGHTS (not imported: the CLI loads lazily)
-MaxWeights = Annotated[int, typer.Option("--max-weights", min=1, help="refuse a .cpk whose network has more "
-                                         "weights (all tensors' elements) than this, before decoding it")]
+MaxWeights = Annotated[
+    int,
+    typer.Option(
+        "--max-weights",
+        min=1,
+        help="refuse a .cpk whose network has more weights (all tensors' elements) than this, before decoding it",
+    ),
+]
 
 
 def debug_enabled() -> bool:
@@ -120,7 +129,9 @@ def errors(fn):
             if debug_enabled():
                 traceback.print_exc()
             msg = " ".join(str(e).split())[:300]
-            fail(f"internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", INTERNAL_EXIT_CODE)
+            fail(
+                f"internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", INTERNAL_EXIT_CODE
+            )
 
     return wrapper
 

@@ -1,4 +1,5 @@
 """connpack compare: mask distances, effective sparsity and prediction agreement of sparse networks."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,12 @@ def plot(res: cmp.Comparison, path: Path) -> None:
 def command(
     models: Annotated[list[Path], typer.Argument(help="two or more .cpk or model.pt files of one architecture")],
     predict: Annotated[bool, typer.Option(help="also run the networks: agreement and ensemble accuracy")] = True,
-    dataset: Annotated[Optional[str], typer.Option(help="dataset for the predictions (default: the one the networks "
-                                                   "record; networks without a record need it)")] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option(
+            help="dataset for the predictions (default: the one the networks record; networks without a record need it)"
+        ),
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="use only the first N test examples")] = None,
     plot_path: Annotated[Optional[Path], typer.Option("--plot", help="write per-layer Jaccard curves (PNG)")] = None,
     data_dir: DataDir = None,
@@ -59,8 +64,14 @@ def command(
         regular_file(m)
     check_outputs(models, [plot_path])
     names = [str(m) for m in models]
-    res = cmp.compare([cmp.load(m, max_weights=max_weights) for m in models], names, predict=predict, dataset=dataset, data_dir=data_dir,
-                      limit=limit)
+    res = cmp.compare(
+        [cmp.load(m, max_weights=max_weights) for m in models],
+        names,
+        predict=predict,
+        dataset=dataset,
+        data_dir=data_dir,
+        limit=limit,
+    )
     if plot_path is not None:
         plot(res, plot_path)
     if as_json:
@@ -82,8 +93,12 @@ def command(
         for layer, a, b in zip(res.layers, jac, res.hamming[(i, j)]):
             console.print(f"  {shown(layer):<{width}}  {a:13.4f}  {b:13.4f}", markup=False)
     if res.jaccard:
-        console.print("Jaccard dist.: 1 - |A∩B|/|A∪B| of the kept sets (0 = the same mask, 1 = nothing kept in "
-                      "common); Hamming dist.: fraction of positions whose bit differs", style="dim", markup=False)
+        console.print(
+            "Jaccard dist.: 1 - |A∩B|/|A∪B| of the kept sets (0 = the same mask, 1 = nothing kept in "
+            "common); Hamming dist.: fraction of positions whose bit differs",
+            style="dim",
+            markup=False,
+        )
     if res.ensemble_accuracy is not None:
         console.print(f"\naveraged-prediction ensemble of {len(names)}: accuracy {res.ensemble_accuracy:.2%}")
     if plot_path is not None:

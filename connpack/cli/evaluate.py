@@ -1,4 +1,5 @@
 """connpack eval: accuracy of a .cpk or .onnx network in onnxruntime on a test split."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,10 @@ from connpack.files import regular_file
 @errors
 def command(
     model: Annotated[Path, typer.Argument(help="a .cpk or .onnx file")],
-    dataset: Annotated[Optional[str], typer.Option(help="dataset (default: the one the network records; a network "
-                                                   "without a record needs it)")] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option(help="dataset (default: the one the network records; a network without a record needs it)"),
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="evaluate only the first N test examples")] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
@@ -28,10 +31,23 @@ def command(
     if as_json:
         import json
 
-        console.print_json(json.dumps({"dataset": res.dataset, "examples": res.examples, "correct": res.correct,
-                                       "accuracy": res.accuracy, "trained_on": res.trained_on, "note": res.note}))
+        console.print_json(
+            json.dumps(
+                {
+                    "dataset": res.dataset,
+                    "examples": res.examples,
+                    "correct": res.correct,
+                    "accuracy": res.accuracy,
+                    "trained_on": res.trained_on,
+                    "note": res.note,
+                }
+            )
+        )
     else:
         if res.note:
             console.print(safe(res.note), soft_wrap=True)
-        console.print(f"{safe(model)}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {safe(res.dataset)} test, "
-                      "onnxruntime", soft_wrap=True)
+        console.print(
+            f"{safe(model)}: accuracy {res.accuracy:.2%} ({res.correct}/{res.examples}) on {safe(res.dataset)} test, "
+            "onnxruntime",
+            soft_wrap=True,
+        )

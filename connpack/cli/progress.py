@@ -4,6 +4,7 @@ The libraries emit plain dict events through a callback and never print; this mo
 terminal the bar is redrawn as events arrive (the training loop sends one at least every second); in quiet
 mode or when the output is not a terminal only the one line per epoch is printed.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -42,8 +43,15 @@ def step_info(ev: dict) -> str:
 
 
 def _bar(label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("{task.fields[info]}", markup=False),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}", markup=False),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 @contextmanager
@@ -93,8 +101,10 @@ def train_summary(metrics: list[dict]) -> str:
     if not metrics:
         return "no epochs run"
     best, last = max(metrics, key=lambda m: m["test_acc"]), metrics[-1]
-    parts = [f"best epoch {best['epoch']}: test {best['test_acc']:.2%}",
-             f"final epoch {last['epoch']}: test {last['test_acc']:.2%}"]
+    parts = [
+        f"best epoch {best['epoch']}: test {best['test_acc']:.2%}",
+        f"final epoch {last['epoch']}: test {last['test_acc']:.2%}",
+    ]
     if all("seconds" in m for m in metrics):
         parts.append(f"time {clock_text(sum(m['seconds'] for m in metrics))}")
     rates = [m["images_per_s"] for m in metrics if m.get("images_per_s")]

@@ -4,6 +4,7 @@ The options are generated from TrainConfig's fields and every registered method'
 help text), so a new option is one dataclass field. Every option defaults to "not given": the method's paper
 value fills it (connpack.trainers.methods.make_config).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -32,8 +33,9 @@ def _base(tp):
 
 def _option(name: str, tp, help: str) -> inspect.Parameter:
     opt = typer.Option(f"--{name.replace('_', '-')}", help=help, show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[Optional[_base(tp)], opt])
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[_base(tp)], opt]
+    )
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -56,12 +58,26 @@ def _parameters() -> list[inspect.Parameter]:
 def _fixed() -> list[inspect.Parameter]:
     kw = inspect.Parameter.KEYWORD_ONLY
     return [
-        inspect.Parameter("out", kw, default=Path("model.pt"),
-                          annotation=Annotated[Path, typer.Option("--out", "-o", help="output model file")]),
-        inspect.Parameter("resume", kw, default=False, annotation=Annotated[bool, typer.Option(
-            help="continue from <out>.ckpt; with a larger --epochs, extend a finished run")]),
-        inspect.Parameter("quiet", kw, default=False,
-                          annotation=Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]),
+        inspect.Parameter(
+            "out",
+            kw,
+            default=Path("model.pt"),
+            annotation=Annotated[Path, typer.Option("--out", "-o", help="output model file")],
+        ),
+        inspect.Parameter(
+            "resume",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option(help="continue from <out>.ckpt; with a larger --epochs, extend a finished run")
+            ],
+        ),
+        inspect.Parameter(
+            "quiet",
+            kw,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")],
+        ),
         inspect.Parameter("data_dir", kw, default=None, annotation=DataDir),
     ]
 

@@ -1,4 +1,5 @@
 """connpack unpack: rebuild a network from its .cpk (weights regenerated and hash-checked) and export it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,16 +17,27 @@ def command(
     model: Annotated[Path, typer.Argument(help="a .cpk file")],
     onnx: Annotated[Optional[Path], typer.Option("--onnx", help="write an ONNX graph here (which one: --kind)")] = None,
     pt: Annotated[Optional[Path], typer.Option("--pt", help="write the float32 state_dict here (torch.save)")] = None,
-    kind: Annotated[str, typer.Option("--kind", help="graph written by --onnx: dense (any network); compact (dead "
-                                      "units removed: smaller and faster, same outputs); sparse-init (weights as COO "
-                                      "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
-                                      "(weights regenerated and masked in-graph: near the .cpk's size; mask/flip/ternary networks)")]
-    = "dense",
-    raw_input: Annotated[Optional[bool], typer.Option("--raw-input/--normalised-input", help="the ONNX graph takes "
-                                                      "raw input (pixels in [0, 1]) and normalises it itself, as the "
-                                                      ".cpk's data record says (default when it has one), or takes the "
-                                                      "input as the network saw it in training (default without a "
-                                                      "record)")] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="graph written by --onnx: dense (any network); compact (dead "
+            "units removed: smaller and faster, same outputs); sparse-init (weights as COO "
+            "sparse tensors: smaller file only); sparse (compact + COO); self-decoding "
+            "(weights regenerated and masked in-graph: near the .cpk's size; mask/flip/ternary networks)",
+        ),
+    ] = "dense",
+    raw_input: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--raw-input/--normalised-input",
+            help="the ONNX graph takes "
+            "raw input (pixels in [0, 1]) and normalises it itself, as the "
+            ".cpk's data record says (default when it has one), or takes the "
+            "input as the network saw it in training (default without a "
+            "record)",
+        ),
+    ] = None,
     max_weights: MaxWeights = MAX_WEIGHTS_DEFAULT,
 ):
     """Rebuild the network bit-exactly and write it as ONNX and/or a PyTorch state_dict."""
@@ -52,8 +64,11 @@ def command(
             if which == "raw":
                 what = f"{desc.data.describe()}, in the graph"
             else:
-                what = "normalised input" + ("" if desc.data else " (no data record in the .cpk: its normalisation "
-                                                                  "is unknown; pack --dataset records it)")
+                what = "normalised input" + (
+                    ""
+                    if desc.data
+                    else " (no data record in the .cpk: its normalisation is unknown; pack --dataset records it)"
+                )
             if len(group.targets) > len(outputs):  # external data: protobuf cannot hold the tensors
                 what += f"; tensors in {group.targets[-1].name} beside it, over protobuf's 2 GiB limit"
             done.append(f"wrote {safe(onnx)}  ({size:,} bytes, {kind} ONNX, {safe(what)})")

@@ -19,6 +19,7 @@ A new kind is one module and one line of ``KINDS``: ``(module under connpack.exp
 it), and raises SpecError (one line: why) for a network the kind cannot express. ``graphs`` (``Graphs``) holds the
 intermediate graphs several kinds start from, built once per Description.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -83,8 +84,9 @@ def check_kind(kind: str) -> None:
         raise SpecError(f"unknown ONNX export kind '{kind}' (choose from {', '.join(KINDS)})")
 
 
-def build(desc: Description, kind: str = "dense", input: str | None = None,
-          graphs: Graphs | None = None) -> tuple[onnx.ModelProto, str]:
+def build(
+    desc: Description, kind: str = "dense", input: str | None = None, graphs: Graphs | None = None
+) -> tuple[onnx.ModelProto, str]:
     """(ONNX graph of ``desc`` of the given kind, one-line note on what the kind did); ``graphs``: the shared
     intermediate graphs when several kinds of one Description are built (connpack bench). ``input``: as in to_onnx."""
     check_kind(kind)

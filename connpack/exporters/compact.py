@@ -19,6 +19,7 @@ compacted, by design: graph inputs (the image keeps its shape) and anything that
 residual adds (both branches would have to drop the same channels), concatenations, grouped convs. Such
 networks raise SpecError from ``ops.ops_from_module``; export them densely.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,10 +36,10 @@ from connpack.exporters.ops import Op, ops_from_module, spaces
 class Compaction:
     """Units kept per hidden space (after each Linear/Conv2d), and the weights left."""
 
-    units: dict[str, tuple[int, int]]   # layer name -> (units before, units kept)
-    weights_before: int                 # all Linear/Conv2d weights
-    nonzero_before: int                 # explicitly kept (non-zero) weights
-    nonzero_after: int                  # non-zero weights left in the compacted graph
+    units: dict[str, tuple[int, int]]  # layer name -> (units before, units kept)
+    weights_before: int  # all Linear/Conv2d weights
+    nonzero_before: int  # explicitly kept (non-zero) weights
+    nonzero_after: int  # non-zero weights left in the compacted graph
 
     @property
     def units_removed(self) -> float:
@@ -116,8 +117,7 @@ def compact(ops: list[Op], in_shape: tuple[int, ...]) -> tuple[list[Op], Compact
             nz_before += int(np.count_nonzero(w))
             folded = fold[i] & ~kin
             b = op.params.get("bias")
-            extra = (w.astype(np.float64).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)[:, folded]
-                     @ const[i][folded])
+            extra = w.astype(np.float64).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)[:, folded] @ const[i][folded]
             params = {"weight": np.ascontiguousarray(w[kout][:, kin])}
             nz_after += int(np.count_nonzero(params["weight"]))
             if b is not None or np.any(extra[kout] != 0):
@@ -150,5 +150,7 @@ def compact_onnx(desc) -> tuple[onnx.ModelProto, Compaction]:
 def build(graphs) -> tuple[onnx.ModelProto, str]:
     """(compacted graph, note) from a connpack.exporters.Graphs (the ``compact`` export kind)."""
     proto, info = graphs.compacted()
-    return proto, (f"{info.units_removed:.1%} hidden units removed; effective sparsity "
-                   f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})")
+    return proto, (
+        f"{info.units_removed:.1%} hidden units removed; effective sparsity "
+        f"{info.effective_sparsity:.1%} (explicit {info.explicit_sparsity:.1%})"
+    )

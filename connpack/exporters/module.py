@@ -1,4 +1,5 @@
 """Materialise a Description as a plain PyTorch module (dense weights, no scores, no gates)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,10 +26,14 @@ def to_module(desc: Description, verify: bool = True) -> nn.Module:
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:
-        raise ShapeMismatchError(f"tensors do not match architecture '{desc.spec.model.arch}': "
-                                 f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ShapeMismatchError(
+            f"tensors do not match architecture '{desc.spec.model.arch}': "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     for key, value in own.items():
         if tuple(sd[key].shape) != tuple(value.shape):
-            raise ShapeMismatchError(f"tensor '{key}' has shape {tuple(sd[key].shape)}, architecture expects {tuple(value.shape)}")
+            raise ShapeMismatchError(
+                f"tensor '{key}' has shape {tuple(sd[key].shape)}, architecture expects {tuple(value.shape)}"
+            )
     model.load_state_dict(sd)
     return model.eval()

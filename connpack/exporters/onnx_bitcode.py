@@ -18,6 +18,7 @@
 Every bit array of a graph is one packed initializer, unpacked once and Split. Each k in 0..20 is tried; the
 smallest payload plus the measured bytes of its decoding nodes wins.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,12 +40,12 @@ class Code:
     """One boolean vector as named bit arrays: raw {"bits"}; rice {"hi", "lo"} (+ {"rows", "cols"})."""
 
     n: int
-    kind: str                               # "raw" | "rice"
-    arrays: dict[str, np.ndarray]           # bool, 1-D
+    kind: str  # "raw" | "rice"
+    arrays: dict[str, np.ndarray]  # bool, 1-D
     invert: bool = False
-    k: int = 0                              # rice: low bits per gap
-    m: int = 0                              # rice: number of positions
-    view: tuple[int, int] | None = None     # rice + rows/cols: the (rows, columns) view
+    k: int = 0  # rice: low bits per gap
+    m: int = 0  # rice: number of positions
+    view: tuple[int, int] | None = None  # rice + rows/cols: the (rows, columns) view
 
     @property
     def size(self) -> int:
@@ -138,8 +139,11 @@ class Decoder:
         flat = np.concatenate(arrays)
         packed = np.packbits(flat)
         col = b.op("Unsqueeze", b.init("bits", packed), b.const([1], i64))
-        bits = b.op("BitwiseAnd", b.op("BitShift", col, b.const(np.arange(7, -1, -1, dtype=np.uint8)),
-                                       direction="RIGHT"), b.const(1, np.uint8))
+        bits = b.op(
+            "BitwiseAnd",
+            b.op("BitShift", col, b.const(np.arange(7, -1, -1, dtype=np.uint8)), direction="RIGHT"),
+            b.const(1, np.uint8),
+        )
         bits = b.op("Reshape", bits, b.const([-1], i64))
         sizes = [a.size for a in arrays] + ([8 * packed.size - flat.size] if 8 * packed.size > flat.size else [])
         parts = b.op("Split", bits, b.const(sizes, i64), outputs=len(sizes)) if len(sizes) > 1 else (bits,)
@@ -152,8 +156,11 @@ class Decoder:
         bit * count - position, k = m, has a known shape and lists the ones first, in increasing position.
         """
         b, i64 = self.b, np.int64
-        score = b.op("Sub", b.op("Mul", b.op("Cast", bits, to=TensorProto.INT64), b.const(count, i64)),
-                     b.op("Range", b.const(0, i64), b.const(count, i64), b.const(1, i64)))
+        score = b.op(
+            "Sub",
+            b.op("Mul", b.op("Cast", bits, to=TensorProto.INT64), b.const(count, i64)),
+            b.op("Range", b.const(0, i64), b.const(count, i64), b.const(1, i64)),
+        )
         return b.op("TopK", score, b.const([m], i64), outputs=2)[1]
 
     def __call__(self, code: Code) -> str:
@@ -174,35 +181,42 @@ class Decoder:
                 c = b.op("Gather", self._ones(a["cols"], cols.size, int(cols.sum())), c)
             pos = b.op("Add", b.op("Mul", r, b.const(code.view[1], i64)), c)
         fill = not code.invert
-        out = b.op("ScatterElements", b.op("Expand", b.const(not fill), b.const([code.n], i64)), pos,
-                   b.op("Expand", b.const(fill), b.const([code.m], i64)))
+        out = b.op(
+            "ScatterElements",
+            b.op("Expand", b.const(not fill), b.const([code.n], i64)),
+            pos,
+            b.op("Expand", b.const(fill), b.const([code.m], i64)),
+        )
         return out
 
 
 def _rice_function(b: Builder) -> str:
     """G(U, L, W) (Golomb-Rice) -> int64 [m] positions; U, L: uint8 0/1, W = [2**(k-1) .. 1]; m = ones of U, from the data."""
+
     def n(op, ins, outs, **kw):
         return helper.make_node(op, ins, outs, **kw)
 
     body = [
-        fn_const("z", 0, np.int64), fn_const("o", 1, np.int64), fn_const("a1", [1], np.int64),
+        fn_const("z", 0, np.int64),
+        fn_const("o", 1, np.int64),
+        fn_const("a1", [1], np.int64),
         fn_const("sh", [-1], np.int64),
         n("Cast", ["U"], ["u"], to=TensorProto.INT64),
-        n("ReduceSum", ["u"], ["M"], keepdims=1),                       # [m]
+        n("ReduceSum", ["u"], ["M"], keepdims=1),  # [m]
         n("Size", ["U"], ["c"]),
         n("Range", ["z", "c", "o"], ["j"]),
         n("Sub", ["u2", "j"], ["s"]),
         n("Mul", ["u", "c"], ["u2"]),
-        n("TopK", ["s", "M"], ["tv", "t"]),                             # positions of U's ones, increasing
+        n("TopK", ["s", "M"], ["tv", "t"]),  # positions of U's ones, increasing
         n("Squeeze", ["M"], ["ms"]),
         n("Range", ["z", "ms", "o"], ["i"]),
         n("Concat", ["M", "sh"], ["fs"], axis=0),
         n("Cast", ["L"], ["l"], to=TensorProto.INT64),
         n("Reshape", ["l", "fs"], ["f"]),
         n("Mul", ["f", "W"], ["fw"]),
-        n("ReduceSum", ["fw", "a1"], ["r"], keepdims=0),                 # the k-bit fields
+        n("ReduceSum", ["fw", "a1"], ["r"], keepdims=0),  # the k-bit fields
         n("ReduceSum", ["W"], ["w1"], keepdims=0),
-        n("Add", ["w1", "o"], ["p"]),                                   # 2**k
+        n("Add", ["w1", "o"], ["p"]),  # 2**k
         n("Sub", ["t", "i"], ["q"]),
         n("Mul", ["q", "p"], ["qp"]),
         n("CumSum", ["r", "z"], ["rs"]),

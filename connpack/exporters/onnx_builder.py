@@ -4,6 +4,7 @@ The self-decoding graph is judged by its size in bytes, so every generated name 
 digits (never "input", "logits" or a layer's dotted name), nodes carry no name, and equal constants are
 stored once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,7 @@ class Builder:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, outputs: int = 1, out: str | None = None, domain: str = "",
-           **attrs):
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, out: str | None = None, domain: str = "", **attrs):
         """Append one node; returns its output name (or a tuple of names when outputs > 1)."""
         names = [out] if out is not None else [self.fresh() for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, list(inputs), names, domain=domain or None, **attrs))

@@ -1,5 +1,6 @@
 """Dense ONNX export: the materialised module through torch.onnx (TorchScript exporter), opset 18,
 dynamic batch dimension, checked with onnx.checker (full_check=True; any size: exporters.onnx_file)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -25,9 +26,17 @@ def to_onnx(desc: Description) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="connpack-onnx-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=OPSET, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            do_constant_folding=True,
+        )
         del model
         proto = onnx.load(str(path), load_external_data=True)
     for t in proto.graph.initializer:  # read back into the graph: no reference to the scratch folder is left

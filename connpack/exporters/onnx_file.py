@@ -8,6 +8,7 @@ from the graph's path (``InferenceSession(str(out))``). Both files are written a
 ``check`` runs onnx's checker on a graph of any size: past the limit it checks the graph with its large
 tensors' bytes set aside (their shapes, what the checker reads, stay).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -19,7 +20,7 @@ import onnx
 from onnx import TensorProto
 
 EXTERNAL_AT = 2**31 - 2**27  # bytes of tensor data from which a graph is written with external data (~1.87 GiB)
-MIN_EXTERNAL = 1024          # smaller tensors stay in the graph
+MIN_EXTERNAL = 1024  # smaller tensors stay in the graph
 ALIGN = 4096
 
 

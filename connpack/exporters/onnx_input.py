@@ -12,6 +12,7 @@
 ``mean``, ``std`` and, when recorded, ``range`` and ``classes`` (JSON lists). ``read_contract`` reads them
 back (connpack eval on an .onnx file).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def choose(data: DataContract | None, input: str | None) -> str:
     if input not in INPUTS:
         raise SpecError(f"unknown input handling '{input}' (choose from {', '.join(INPUTS)})")
     if input == "raw" and data is None:
-        raise SpecError("the network records no data contract, so the normalisation of its input is unknown: "
-                        "export it with --normalised-input, or pack it again with --dataset/--mean/--std")
+        raise SpecError(
+            "the network records no data contract, so the normalisation of its input is unknown: "
+            "export it with --normalised-input, or pack it again with --dataset/--mean/--std"
+        )
     return input
 
 
@@ -63,10 +66,17 @@ def normalise_at_input(proto: onnx.ModelProto, mean, std) -> None:
             if n == name:
                 node.input[i] = NORMALISED
     shape = (1, len(mean), 1, 1)
-    graph.initializer.extend([numpy_helper.from_array(np.asarray(mean, np.float32).reshape(shape), MEAN),
-                              numpy_helper.from_array(np.asarray(std, np.float32).reshape(shape), STD)])
-    nodes = [helper.make_node("Sub", [name, MEAN], [CENTRED], name="connpack_sub_mean"),
-             helper.make_node("Div", [CENTRED, STD], [NORMALISED], name="connpack_div_std"), *graph.node]
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray(mean, np.float32).reshape(shape), MEAN),
+            numpy_helper.from_array(np.asarray(std, np.float32).reshape(shape), STD),
+        ]
+    )
+    nodes = [
+        helper.make_node("Sub", [name, MEAN], [CENTRED], name="connpack_sub_mean"),
+        helper.make_node("Div", [CENTRED, STD], [NORMALISED], name="connpack_div_std"),
+        *graph.node,
+    ]
     del graph.node[:]
     graph.node.extend(nodes)
 
@@ -81,8 +91,12 @@ def finish(proto: onnx.ModelProto, desc, input: str | None = None) -> onnx.Model
         normalise_at_input(proto, data.mean, data.std)
         rng = f" in [{data.range[0]:g}, {data.range[1]:g}]" if data.range else ""
         _image_input(proto.graph).doc_string = f"raw input{rng}; normalised inside the graph ({data.dataset})"
-    props = {"input": kind, "connpack_version": __version__, "arch": desc.spec.model.arch,
-             "seed": str(desc.spec.rng.seed)}
+    props = {
+        "input": kind,
+        "connpack_version": __version__,
+        "arch": desc.spec.model.arch,
+        "seed": str(desc.spec.rng.seed),
+    }
     if data is not None:
         props.update(dataset=data.dataset, mean=json.dumps(list(data.mean)), std=json.dumps(list(data.std)))
         if data.range is not None:

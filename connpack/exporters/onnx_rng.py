@@ -19,6 +19,7 @@
 
 The nodes read only constants, so onnxruntime folds them when the session is created.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,14 @@ from onnx import TensorProto, helper, numpy_helper
 from connpack import rng
 from connpack.exporters.onnx_builder import DOMAIN, Builder, fn_const
 
-FAMILY = {"signed_constant": "words", "kaiming_uniform": "uniform", "kaiming_normal": "normal",
-          "xavier_normal": "normal", "zeros": "const", "ones": "const"}
+FAMILY = {
+    "signed_constant": "words",
+    "kaiming_uniform": "uniform",
+    "kaiming_normal": "normal",
+    "xavier_normal": "normal",
+    "zeros": "const",
+    "ones": "const",
+}
 _ORDER = ("words", "uniform", "normal")
 
 
@@ -39,8 +46,11 @@ def _round_function(b: Builder) -> str:
     """R(c0, c1, c2, c3, K) -> (c0', c1', c2', c3', K + (W0, W1)): one round; uint64 [1, N] words, key K [2]."""
     u64 = np.uint64
     nodes = [
-        fn_const("M0", 0xD2511F53, u64), fn_const("M1", 0xCD9E8D57, u64), fn_const("S", 32, u64),
-        fn_const("F", 0xFFFFFFFF, u64), fn_const("W", [0x9E3779B9, 0xBB67AE85], u64),
+        fn_const("M0", 0xD2511F53, u64),
+        fn_const("M1", 0xCD9E8D57, u64),
+        fn_const("S", 32, u64),
+        fn_const("F", 0xFFFFFFFF, u64),
+        fn_const("W", [0x9E3779B9, 0xBB67AE85], u64),
         helper.make_node("Split", ["k"], ["k0", "k1"], axis=0, num_outputs=2),
         helper.make_node("Mul", ["c0", "M0"], ["p0"]),
         helper.make_node("Mul", ["c2", "M1"], ["p1"]),
@@ -200,8 +210,11 @@ def generate(b: Builder, seed: int, items: list[tuple[str, object, int, tuple[in
         if _ORDER[fam] == "words":
             values[fam] = b.op("BitShift", w, b.const(8, np.uint64), direction="RIGHT")
         elif _ORDER[fam] == "uniform":
-            u = b.op("Mul", b.op("Cast", b.op("BitShift", w, b.const(8, np.uint64), direction="RIGHT"),
-                                 to=TensorProto.DOUBLE), b.const(2.0**-24))
+            u = b.op(
+                "Mul",
+                b.op("Cast", b.op("BitShift", w, b.const(8, np.uint64), direction="RIGHT"), to=TensorProto.DOUBLE),
+                b.const(2.0**-24),
+            )
             values[fam] = b.op("Sub", b.op("Mul", u, b.const(2.0)), b.const(1.0))
         else:
             values[fam] = _normals(b, w)
@@ -228,8 +241,9 @@ def generate(b: Builder, seed: int, items: list[tuple[str, object, int, tuple[in
         if init.dist == "signed_constant":
             mag = (scale * gain) / math.sqrt(fan_in)
             thr = math.ceil(float(init.p_positive) * 2**24)
-            out[name] = Signs(b.op("Less", v, b.const(thr, np.uint64)), b.const(np.float32(mag)),
-                              b.const(np.float32(-mag)))
+            out[name] = Signs(
+                b.op("Less", v, b.const(thr, np.uint64)), b.const(np.float32(mag)), b.const(np.float32(-mag))
+            )
         else:
             if init.dist == "kaiming_uniform":
                 factor = (scale * gain) * math.sqrt(3.0 / fan_in)

@@ -14,6 +14,7 @@ onnxruntime folds them into initializers when the session is created (a one-time
 reports it) and then runs at dense speed. The file is near the size of the .cpk; it saves disk, not memory
 (folding holds the float64 intermediates of Box-Muller for a moment). Names are minified (onnx_builder).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,10 @@ def check(desc: Description, names: list[str]) -> None:
         code = desc.tensors.get(name)
         if code is None or code.kind not in (*USES_GENERATED, "ternary"):
             kind = "dense" if code is None else code.kind
-            raise SpecError(f"--kind self-decoding rebuilds mask, flip and ternary weights only, but '{name}' holds "
-                            f"trained values ({kind}); export it dense or sparse")
+            raise SpecError(
+                f"--kind self-decoding rebuilds mask, flip and ternary weights only, but '{name}' holds "
+                f"trained values ({kind}); export it dense or sparse"
+            )
 
 
 class _Weights:
@@ -52,8 +55,11 @@ class _Weights:
     def _start(self, nodes: list, inits: list) -> None:
         self.b = Builder(nodes, inits)
         desc = self.desc
-        items = [(name, desc.spec.init_for(name), index, code.shape)
-                 for index, (name, code) in enumerate(desc.tensors.items()) if code.kind in USES_GENERATED]
+        items = [
+            (name, desc.spec.init_for(name), index, code.shape)
+            for index, (name, code) in enumerate(desc.tensors.items())
+            if code.kind in USES_GENERATED
+        ]
         self.generated = onnx_rng.generate(self.b, desc.spec.rng.seed, items)
         self.codes = {}
         for name in self.names:

@@ -16,6 +16,7 @@ and speed are those of the dense graph (onnxruntime issue #5578). The speed come
 onnx.reference.ReferenceEvaluator (onnx 1.23) cannot run a Constant with sparse_value (its Constant returns
 a SparseTensor object and then rejects it); ``reference_evaluator`` adds a Constant that densifies it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ from connpack.errors import SpecError
 from connpack.exporters import onnx_file
 
 INDEX_BYTES = 8  # int64, the only index type onnx.checker accepts
-MIN_SIZE = 64    # leave small tensors (biases, BN statistics) dense
+MIN_SIZE = 64  # leave small tensors (biases, BN statistics) dense
 
 
 def coo_bytes(nnz: int, itemsize: int = 4) -> int:
@@ -108,8 +109,13 @@ def reference_evaluator(proto: onnx.ModelProto):
                 dense = np.zeros(int(np.prod(sp.shape)), dtype=sp.values.dtype)
                 dense[np.asarray(sp.indices, dtype=np.int64).reshape(-1)] = sp.values
                 return (dense.reshape(sp.shape),)
-            for attr, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
-                                ("value_int", np.int64), ("value_ints", np.int64)):
+            for attr, dtype in (
+                ("value", None),
+                ("value_float", np.float32),
+                ("value_floats", np.float32),
+                ("value_int", np.int64),
+                ("value_ints", np.int64),
+            ):
                 v = getattr(self, attr, None)
                 if v is not None:
                     return (np.asarray(v, dtype=dtype),)

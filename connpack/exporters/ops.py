@@ -6,6 +6,7 @@ MaxPool2d / AdaptiveAvgPool2d(1) / Flatten (ConnLinear/ConnConv2d read through t
 list of ``Op``; anything else (residual blocks, concatenations, grouped convs) raises SpecError naming the
 first such module. ``spaces`` gives the units (and spatial size) of the tensor between consecutive ops.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ KINDS = ("linear", "conv", "bn", "relu", "maxpool", "gap", "flatten")
 @dataclass
 class Op:
     kind: str
-    name: str                                        # module name in the Sequential ("1" -> "1.weight")
+    name: str  # module name in the Sequential ("1" -> "1.weight")
     params: dict[str, np.ndarray] = field(default_factory=dict)  # weight, bias | mean, var, scale, shift
-    attrs: dict = field(default_factory=dict)        # conv: stride, padding, dilation | pool: kernel, stride, padding | bn: eps
+    attrs: dict = field(
+        default_factory=dict
+    )  # conv: stride, padding, dilation | pool: kernel, stride, padding | bn: eps
 
 
 def _pair(v) -> tuple[int, int]:
@@ -37,6 +40,7 @@ def ops_from_module(model) -> list[Op]:
 
     if not isinstance(model, nn.Sequential):
         raise SpecError(f"only sequential networks can be compacted or self-decoded, not {type(model).__name__}")
+
     def chain(seq: nn.Sequential, prefix: str = ""):
         for name, m in seq.named_children():
             if isinstance(m, nn.Sequential):  # nested chains (VGG's features/classifier) are one chain
@@ -57,22 +61,38 @@ def ops_from_module(model) -> list[Op]:
             else:
                 if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
                     raise SpecError(f"layer {name}: grouped, string-padded or non-zero-padded convs are not supported")
-                ops.append(Op("conv", name, params, {"stride": _pair(m.stride), "padding": _pair(m.padding),
-                                                     "dilation": _pair(m.dilation)}))
+                ops.append(
+                    Op(
+                        "conv",
+                        name,
+                        params,
+                        {"stride": _pair(m.stride), "padding": _pair(m.padding), "dilation": _pair(m.dilation)},
+                    )
+                )
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             n = m.num_features
-            ops.append(Op("bn", name, {"mean": np_(m.running_mean), "var": np_(m.running_var),
-                                       "scale": np_(m.weight) if m.affine else np.ones(n, np.float32),
-                                       "shift": np_(m.bias) if m.affine else np.zeros(n, np.float32)},
-                          {"eps": float(m.eps)}))
+            ops.append(
+                Op(
+                    "bn",
+                    name,
+                    {
+                        "mean": np_(m.running_mean),
+                        "var": np_(m.running_var),
+                        "scale": np_(m.weight) if m.affine else np.ones(n, np.float32),
+                        "shift": np_(m.bias) if m.affine else np.zeros(n, np.float32),
+                    },
+                    {"eps": float(m.eps)},
+                )
+            )
         elif isinstance(m, nn.ReLU):
             ops.append(Op("relu", name))
         elif isinstance(m, nn.MaxPool2d):
             if m.ceil_mode or _pair(m.dilation) != (1, 1):
                 raise SpecError(f"layer {name}: MaxPool2d with ceil_mode or dilation is not supported")
             k = _pair(m.kernel_size)
-            ops.append(Op("maxpool", name, attrs={"kernel": k, "stride": _pair(m.stride or k),
-                                                   "padding": _pair(m.padding)}))
+            ops.append(
+                Op("maxpool", name, attrs={"kernel": k, "stride": _pair(m.stride or k), "padding": _pair(m.padding)})
+            )
         elif isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
             ops.append(Op("gap", name))
         elif isinstance(m, nn.Flatten):
@@ -82,8 +102,10 @@ def ops_from_module(model) -> list[Op]:
         elif isinstance(m, (nn.Identity, nn.Dropout)):
             continue
         else:
-            raise SpecError(f"layer {name} ({type(m).__name__}) is not part of a plain Linear/Conv2d/BN/ReLU/"
-                            "MaxPool/GlobalAvgPool/Flatten chain (residual blocks are not compacted)")
+            raise SpecError(
+                f"layer {name} ({type(m).__name__}) is not part of a plain Linear/Conv2d/BN/ReLU/"
+                "MaxPool/GlobalAvgPool/Flatten chain (residual blocks are not compacted)"
+            )
     return ops
 
 
@@ -102,7 +124,10 @@ def spaces(ops: list[Op], in_shape: tuple[int, ...]) -> list[tuple[int, tuple[in
             cur = (op.params["weight"].shape[0], None)
         elif op.kind == "conv":
             wt = op.params["weight"]
-            cur = (wt.shape[0], _out_hw(hw, wt.shape[2:], op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]))
+            cur = (
+                wt.shape[0],
+                _out_hw(hw, wt.shape[2:], op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]),
+            )
         elif op.kind == "maxpool":
             cur = (n, _out_hw(hw, op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]))
         elif op.kind == "gap":

@@ -1,4 +1,5 @@
 """Shared helpers for the container and its codecs (numpy only; no torch)."""
+
 from __future__ import annotations
 
 import math
@@ -138,14 +139,17 @@ def _check_engine() -> None:
     p16, syms, words = _ENGINE_VECTOR
     f = byte_freqs(p16)
     coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(np.array(syms, dtype=np.int32),
-                         constriction.stream.model.Categorical(f.astype(np.float64) - 1.0, perfect=False))
+    coder.encode_reverse(
+        np.array(syms, dtype=np.int32), constriction.stream.model.Categorical(f.astype(np.float64) - 1.0, perfect=False)
+    )
     got = tuple(int(w) for w in coder.get_compressed())
     if got != words:
         from connpack.errors import FormatError
 
-        raise FormatError("the installed constriction codes ANS streams differently from the .cpk spec "
-                          "(connpack needs constriction 0.4/0.5 semantics); refusing to read or write ans/context")
+        raise FormatError(
+            "the installed constriction codes ANS streams differently from the .cpk spec "
+            "(connpack needs constriction 0.4/0.5 semantics); refusing to read or write ans/context"
+        )
     _ENGINE_OK = True
 
 
@@ -247,7 +251,7 @@ def ans_decode(coder, model, count: int, dtype=np.uint8) -> np.ndarray:
     try:
         while pos < count:
             step = min(ANS_CHUNK, count - pos)
-            out[pos:pos + step] = coder.decode(model, step)
+            out[pos : pos + step] = coder.decode(model, step)
             pos += step
             if pos < count and (coder.is_empty() or coder.num_valid_bits() < PRECISION):
                 out[pos] = coder.decode(model, 1)[0]
@@ -262,8 +266,6 @@ def ans_decode(coder, model, count: int, dtype=np.uint8) -> np.ndarray:
 def ans_finish(coder) -> None:
     if not coder.is_empty() or coder.num_words():  # state 0 and no words left (cpk.md 4)
         raise CorruptPayloadError("ANS stream has data left after the declared elements")
-
-
 
 
 def unpack_checked(packed: np.ndarray, n: int) -> np.ndarray:

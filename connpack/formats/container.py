@@ -2,6 +2,7 @@
 
 Normative spec: ``formats/cpk.md`` in the repository. This module knows nothing about neural networks.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connpack.errors import (BadMagicError, ChecksumError, ConnpackError, DecodedLengthError, HeaderTooLargeError,
-                             InputFileError, InvalidHeaderError, NonContiguousError, ShapeMismatchError,
-                             SizeOverflowError, SpecError, TooSmallError, UnknownCodecError, UnknownFieldError,
-                             UnsupportedVersionError)
+from connpack.errors import (
+    BadMagicError,
+    ChecksumError,
+    ConnpackError,
+    DecodedLengthError,
+    HeaderTooLargeError,
+    InputFileError,
+    InvalidHeaderError,
+    NonContiguousError,
+    ShapeMismatchError,
+    SizeOverflowError,
+    SpecError,
+    TooSmallError,
+    UnknownCodecError,
+    UnknownFieldError,
+    UnsupportedVersionError,
+)
 
 from ._util import MAX_NDIM, CorruptPayloadError, entropy_bits, zstd_compress, zstd_decompress_exact
 from .codecs import CODECS, VALUE_CODECS, applicable
@@ -47,8 +61,17 @@ def _bf16():
 
 
 # dtype code in the header -> numpy dtype (little-endian); bf16 is resolved lazily
-_DTYPES = {"b1": np.dtype(bool), "u1": np.dtype("u1"), "i1": np.dtype("i1"), "i4": np.dtype("<i4"),
-           "i8": np.dtype("<i8"), "f2": np.dtype("<f2"), "f4": np.dtype("<f4"), "f8": np.dtype("<f8"), "bf16": None}
+_DTYPES = {
+    "b1": np.dtype(bool),
+    "u1": np.dtype("u1"),
+    "i1": np.dtype("i1"),
+    "i4": np.dtype("<i4"),
+    "i8": np.dtype("<i8"),
+    "f2": np.dtype("<f2"),
+    "f4": np.dtype("<f4"),
+    "f8": np.dtype("<f8"),
+    "bf16": None,
+}
 
 
 def _np_dtype(code: str) -> np.dtype:
@@ -254,8 +277,13 @@ def encode(c: Container, codec: str = "auto", zstd_level: int = 19) -> bytes:
     _check_meta(c.meta)
     if not isinstance(c.arrays, dict):
         raise SpecError("Container.arrays must be a dict")
-    return assemble(c.meta, [encode_section(name, c.arrays[name], codec, zstd_level, tuple(c.codecs.get(name, ())))
-                             for name in sorted(c.arrays)])
+    return assemble(
+        c.meta,
+        [
+            encode_section(name, c.arrays[name], codec, zstd_level, tuple(c.codecs.get(name, ())))
+            for name in sorted(c.arrays)
+        ],
+    )
 
 
 def assemble(meta: dict, sections: list[Section]) -> bytes:
@@ -267,8 +295,9 @@ def assemble(meta: dict, sections: list[Section]) -> bytes:
     for a, b in zip(sections, sections[1:]):
         if a.name == b.name:
             raise SpecError(f"two sections named {a.name!r}")
-    entries = [[sec.name, sec.dtype, list(sec.shape), sec.codec, len(sec.payload), zlib.crc32(sec.payload)]
-               for sec in sections]
+    entries = [
+        [sec.name, sec.dtype, list(sec.shape), sec.codec, len(sec.payload), zlib.crc32(sec.payload)] for sec in sections
+    ]
     payloads = [sec.payload for sec in sections]
     try:
         header = _canonical({"m": meta, "s": entries})
@@ -309,7 +338,7 @@ def _parse_header(data: bytes):
         raise HeaderTooLargeError(f"header of {hlen} bytes exceeds the {MAX_HEADER}-byte cap")
     if PREFIX_SIZE + hlen > len(data):
         raise TooSmallError(f"file of {len(data)} bytes is shorter than its {hlen}-byte header")
-    hbytes = bytes(data[PREFIX_SIZE:PREFIX_SIZE + hlen])
+    hbytes = bytes(data[PREFIX_SIZE : PREFIX_SIZE + hlen])
     if zlib.crc32(hbytes) != hcrc:
         raise ChecksumError("header checksum mismatch")
     if hbytes[:4] == ZSTD_MAGIC:
@@ -442,7 +471,7 @@ def _sections(data: bytes, max_elements: int):
     offsets = _validate_layout(data, table, start, max_elements)
     mv = memoryview(data)
     for e, off in zip(table, offsets):
-        if zlib.crc32(mv[off:off + e[4]]) != e[5]:
+        if zlib.crc32(mv[off : off + e[4]]) != e[5]:
             raise ChecksumError(f"section {e[0]!r}: checksum mismatch")
     for e in table:
         allowed = CODECS if e[1] == "b1" else NUMERIC_CODECS
@@ -466,8 +495,9 @@ def decode(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=No
     return decode_inspect(data, max_elements=max_elements, validate=validate)[0]
 
 
-def decode_inspect(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
-                   validate=None) -> tuple[Container, list[SectionInfo]]:
+def decode_inspect(
+    data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS, validate=None
+) -> tuple[Container, list[SectionInfo]]:
     """``decode`` and ``inspect_sections`` in one pass (every section decoded once)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SpecError("decode() takes bytes")
@@ -477,7 +507,7 @@ def decode_inspect(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
         validate(meta, section_table(table))
     arrays, infos = {}, []
     for (name, code, shape, cname, length, _crc), off in zip(table, offsets):
-        arr = arrays[name] = _decode_section(data[off:off + length], code, tuple(shape), cname)
+        arr = arrays[name] = _decode_section(data[off : off + length], code, tuple(shape), cname)
         ones = bound = None
         if code == "b1":
             ones = int(np.count_nonzero(arr))
@@ -500,7 +530,7 @@ def inspect_sections(data: bytes, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -
     for (name, code, shape, cname, length, _crc), off in zip(table, offsets):
         ones = bound = None
         if code == "b1":
-            arr = _decode_section(data[off:off + length], code, tuple(shape), cname)
+            arr = _decode_section(data[off : off + length], code, tuple(shape), cname)
             ones = int(np.count_nonzero(arr))
             bound = entropy_bits(arr.size, ones)
         out.append(SectionInfo(name, code, tuple(shape), cname, off, length, ones, bound))

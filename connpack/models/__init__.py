@@ -3,6 +3,7 @@
 Weight tensor i (the i-th ConnLinear/ConnConv2d in registration order) is drawn from the RNG stream
 (seed, i) with the InitSpec recorded for its name; the same spec therefore always gives the same weights.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Builders create ConnLinear/ConnConv2d layers with placeholder weights; connpack.models.build fills them
 from the RNG. Registering a name twice is refused.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -6,6 +6,7 @@ norm as ``ModelSpec.batchnorm`` says: ``frozen`` (no affine parameters, edge-pop
 parameters are frozen at their default initialization"), ``affine`` or ``none``. ``width`` multiplies every
 channel count (edge-popup's width multiplier). Registered as "resnet18".
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -31,8 +32,9 @@ class BasicBlock(nn.Module):
         self.bn2 = _bn(spec, c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(ConnConv2d(c_in, c_out, 1, stride=stride, padding=0, bias=spec.bias),
-                                          _bn(spec, c_out))
+            self.shortcut = nn.Sequential(
+                ConnConv2d(c_in, c_out, 1, stride=stride, padding=0, bias=spec.bias), _bn(spec, c_out)
+            )
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))

@@ -5,6 +5,7 @@ ConvN (Ivan & Florian Table A.2, edge-popup Table 1): blocks of two 3x3 convs (6
 each followed by 2x2 max pooling, then fully connected 256-256-classes. ``width`` multiplies every hidden
 width (edge-popup's width multiplier).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -35,8 +36,16 @@ def _bn1d(spec: ModelSpec, features: int) -> list[nn.Module]:
 
 def named(layers: list[nn.Module]) -> nn.Sequential:
     """A Sequential whose children are named conv1, bn1, relu1, pool1, fc1, ... (readable tensor names)."""
-    prefix = {ConnConv2d: "conv", ConnLinear: "fc", nn.BatchNorm1d: "bn", nn.BatchNorm2d: "bn", nn.ReLU: "relu",
-              nn.MaxPool2d: "pool", nn.AvgPool2d: "pool", nn.Flatten: "flatten"}
+    prefix = {
+        ConnConv2d: "conv",
+        ConnLinear: "fc",
+        nn.BatchNorm1d: "bn",
+        nn.BatchNorm2d: "bn",
+        nn.ReLU: "relu",
+        nn.MaxPool2d: "pool",
+        nn.AvgPool2d: "pool",
+        nn.Flatten: "flatten",
+    }
     counts: dict[str, int] = {}
     names = []
     for layer in layers:
@@ -84,7 +93,12 @@ def convnet(spec: ModelSpec, blocks: tuple[int, ...], fc: tuple[int, ...] = (256
     return named(layers + classifier(spec, c * h * w, fc))
 
 
-for _name, _blocks in {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256), "conv8": (64, 128, 256, 512)}.items():
+for _name, _blocks in {
+    "conv2": (64,),
+    "conv4": (64, 128),
+    "conv6": (64, 128, 256),
+    "conv8": (64, 128, 256, 512),
+}.items():
     register(_name)(lambda spec, _b=_blocks: convnet(spec, _b))
 
 

@@ -12,6 +12,7 @@ ModelSpec knobs: ``num_classes`` sizes the classifier; ``in_shape[0]`` != 3 repl
 
 torchvision is imported only when a model is built, so ``import connpack`` does not need it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,9 +34,20 @@ def conn_conv2d(conv: nn.Conv2d) -> ConnConv2d:
     the padding mode are set through nn.Conv2d's constructor, which ConnConv2d inherits.
     """
     layer = ConnConv2d.__new__(ConnConv2d)
-    nn.Conv2d.__init__(layer, conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
-                       padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype)
+    nn.Conv2d.__init__(
+        layer,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     layer._init_conn()
     _copy_params(conv, layer)
     return layer
@@ -95,9 +107,20 @@ def torchvision_model(arch: str, spec: ModelSpec) -> nn.Module:
     if channels != 3:
         parent, name = _first_conv(model, arch)
         old = getattr(parent, name)
-        setattr(parent, name, nn.Conv2d(channels, old.out_channels, old.kernel_size, stride=old.stride,
-                                        padding=old.padding, dilation=old.dilation, groups=old.groups,
-                                        bias=old.bias is not None))
+        setattr(
+            parent,
+            name,
+            nn.Conv2d(
+                channels,
+                old.out_channels,
+                old.kernel_size,
+                stride=old.stride,
+                padding=old.padding,
+                dilation=old.dilation,
+                groups=old.groups,
+                bias=old.bias is not None,
+            ),
+        )
     return model
 
 

@@ -5,6 +5,7 @@ batch norm and ReLU, 2x2 max pooling after each block, then a 1x1 average poolin
 fully-connected layer 512 -> classes. ``width`` multiplies every convolution's channels. Batch norm is
 always present (the paper's VGG-style); it is affine unless the spec asks for ``frozen``.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -32,8 +33,11 @@ def vgg(spec: ModelSpec, config: tuple) -> nn.Sequential:
             h, w = h // 2, w // 2
             continue
         n = max(1, int(round(item * spec.width)))
-        layers += [ConnConv2d(c, n, 3, padding=1, bias=spec.bias),
-                   nn.BatchNorm2d(n, affine=spec.batchnorm != "frozen"), nn.ReLU()]
+        layers += [
+            ConnConv2d(c, n, 3, padding=1, bias=spec.bias),
+            nn.BatchNorm2d(n, affine=spec.batchnorm != "frozen"),
+            nn.ReLU(),
+        ]
         c = n
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), ConnLinear(c, spec.num_classes, bias=spec.bias)]
     return nn.Sequential(*layers)

@@ -5,6 +5,7 @@ registry); ``base`` holds the Method interface and the Session every method trai
 shared training loop, ``config`` the options every method shares (a leaf: it imports no method, and
 importing this package imports none either until a function here is called).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,14 @@ def network_spec(cfg: TrainConfig):
     return methods.get(cfg.method).network_spec(cfg)
 
 
-def run(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-        progress=None):
+def run(
+    cfg: TrainConfig,
+    *,
+    data_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress=None,
+):
     """Train one network as ``cfg`` says; a connpack.trainers.base.TrainResult. Everything is validated
     before the first step. Under torchrun (WORLD_SIZE > 1) every method runs DistributedDataParallel."""
     from connpack.trainers import methods

@@ -21,6 +21,7 @@ Table 2's variants: D (dense, same budget), A (ASNI), C (the ASNI mask re-initia
 and retrained), S (the ASNI mask re-initialised from the original initialisation and retrained). Biases
 restart at zero and batch norm at its defaults in C and S, as the paper says.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,15 +67,23 @@ _HPARAMS = ("alpha", "gamma")
 class Hparams:
     """Algorithm 1's sparsity schedule and the cosine learning-rate scale (Damadi et al. section 3.4)."""
 
-    alpha: float = field(default=98.0, metadata={"help": "final sparsity scale alpha, percent in (0, 100) "
-                                                 "(default: Damadi et al. Table 2 for the architecture)",
-                                                 "method_default": True})
-    beta: float = field(default=0.5, metadata={"help": "sigmoid centre as a fraction of the epochs, in [0, 1] "
-                                               "(section 3.4: 0.5)"})
-    gamma: float = field(default=5.0, metadata={"help": "sigmoid temperature in epochs, > 0 (default: Table 2)",
-                                                 "method_default": True})
-    delta: float = field(default=0.06, metadata={"help": "cosine scale delta > 0, with --schedule cosine "
-                                                 "(section 3.4: 0.06)"})
+    alpha: float = field(
+        default=98.0,
+        metadata={
+            "help": "final sparsity scale alpha, percent in (0, 100) "
+            "(default: Damadi et al. Table 2 for the architecture)",
+            "method_default": True,
+        },
+    )
+    beta: float = field(
+        default=0.5, metadata={"help": "sigmoid centre as a fraction of the epochs, in [0, 1] (section 3.4: 0.5)"}
+    )
+    gamma: float = field(
+        default=5.0, metadata={"help": "sigmoid temperature in epochs, > 0 (default: Table 2)", "method_default": True}
+    )
+    delta: float = field(
+        default=0.06, metadata={"help": "cosine scale delta > 0, with --schedule cosine (section 3.4: 0.06)"}
+    )
 
     def __post_init__(self):
         check(self.alpha, self.beta, self.gamma, self.delta)
@@ -121,8 +130,9 @@ def centroids(w: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     return (float(np.float32(neg.mean())) if neg.size else 0.0, float(np.float32(pos.mean())) if pos.size else 0.0)
 
 
-def amenable(weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec: NetworkSpec,
-             dense: dict[str, np.ndarray]) -> Description:
+def amenable(
+    weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec: NetworkSpec, dense: dict[str, np.ndarray]
+) -> Description:
     """The amenable initialisation: per layer the mask, the signs of the kept weights and (c-, c+)."""
     from connpack.description import Description, TensorCode
 
@@ -139,10 +149,16 @@ def network_spec(cfg: TrainConfig) -> NetworkSpec:
 
     meta = data.info(cfg.dataset, cfg.image_size)
     bn = "affine" if cfg.arch.startswith(("vgg", "resnet")) else "none"
-    model = ModelSpec(arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width,
-                      bias=True, batchnorm=bn)
-    return NetworkSpec(model=model, rng=RngSpec(seed=cfg.seed), init=InitSpec(parse_init(cfg.init)[0],
-                       p_positive=cfg.p_positive), method=cfg.method, hparams=spec_hparams(cfg))
+    model = ModelSpec(
+        arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width, bias=True, batchnorm=bn
+    )
+    return NetworkSpec(
+        model=model,
+        rng=RngSpec(seed=cfg.seed),
+        init=InitSpec(parse_init(cfg.init)[0], p_positive=cfg.p_positive),
+        method=cfg.method,
+        hparams=spec_hparams(cfg),
+    )
 
 
 def fresh(spec: NetworkSpec) -> "torch.nn.Module":
@@ -168,12 +184,12 @@ def fit(session: Session, model: "torch.nn.Module", tag: str, schedule_factor=No
 
 @dataclass
 class AsniResult:
-    accuracy: dict[str, float]        # final test accuracy of D, A, C, S (those that ran)
-    sparsity: float                   # fraction of prunable weights pruned by ASNI
-    nonzeros: int                     # kept weights (biases and batch norm not counted)
-    trained: Description              # A: mask + trained kept values ("values")
-    amenable: Description             # mask + signs + (c-, c+) per layer ("ternary")
-    retrained: Description            # C: the amenable initialisation after retraining ("values")
+    accuracy: dict[str, float]  # final test accuracy of D, A, C, S (those that ran)
+    sparsity: float  # fraction of prunable weights pruned by ASNI
+    nonzeros: int  # kept weights (biases and batch norm not counted)
+    trained: Description  # A: mask + trained kept values ("values")
+    amenable: Description  # mask + signs + (c-, c+) per layer ("ternary")
+    retrained: Description  # C: the amenable initialisation after retraining ("values")
     metrics: list[dict]
     checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
@@ -219,13 +235,27 @@ def run(cfg: TrainConfig, session: Session, variants: tuple[str, ...] = VARIANTS
             acc[tag] = rows[-1]["test_acc"]
     kept = sum(int(m.sum()) for m in m_a.values())
     total = sum(m.size for m in m_a.values())
-    return AsniResult(accuracy={v: acc[v] for v in VARIANTS if v in acc}, sparsity=1.0 - kept / total,
-                      nonzeros=kept, trained=masked.describe(model_a, spec), amenable=init,
-                      retrained=masked.describe(model_c, spec), metrics=metrics, checkpoints=session.checkpoints)
+    return AsniResult(
+        accuracy={v: acc[v] for v in VARIANTS if v in acc},
+        sparsity=1.0 - kept / total,
+        nonzeros=kept,
+        trained=masked.describe(model_a, spec),
+        amenable=init,
+        retrained=masked.describe(model_c, spec),
+        metrics=metrics,
+        checkpoints=session.checkpoints,
+    )
 
 
-def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-          progress: Progress | None = None, variants: tuple[str, ...] = VARIANTS) -> AsniResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    data_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    variants: tuple[str, ...] = VARIANTS,
+) -> AsniResult:
     """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
     session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
     try:
@@ -254,10 +284,16 @@ class Asni(Method):
 
     def run(self, cfg: TrainConfig, session: Session) -> TrainResult:
         r = run(cfg, session)
-        return TrainResult(r.trained, r.metrics, extra={"init": r.amenable, "C": r.retrained},
-                           checkpoints=r.checkpoints, summary=[
-            f"sparsity {r.sparsity:.2%} ({r.nonzeros:,} weights kept)   "
-            + "   ".join(f"{v} {a:.2%}" for v, a in r.accuracy.items())])
+        return TrainResult(
+            r.trained,
+            r.metrics,
+            extra={"init": r.amenable, "C": r.retrained},
+            checkpoints=r.checkpoints,
+            summary=[
+                f"sparsity {r.sparsity:.2%} ({r.nonzeros:,} weights kept)   "
+                + "   ".join(f"{v} {a:.2%}" for v, a in r.accuracy.items())
+            ],
+        )
 
 
 METHOD = Asni()

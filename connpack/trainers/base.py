@@ -6,6 +6,7 @@ and hooks) and is listed once in ``connpack.trainers.methods``. ``Session`` owns
 the device, the distributed context, the data, checkpoints and progress; every method trains through
 ``Session.fit``, so every method runs under DDP when started by torchrun and only rank 0 writes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ RUN_ONLY = ("device", "workers")
 
 @dataclass
 class TrainResult:
-    trained: Description                       # the network written to --out
+    trained: Description  # the network written to --out
     metrics: list[dict]
     extra: dict[str, Description | None] = field(default_factory=dict)  # tag -> written as <stem>.<tag>.pt
     summary: list[str] = field(default_factory=list)  # lines the CLI prints after training
@@ -42,8 +43,8 @@ class Method:
 
     name: str = ""
     Hparams: type = NoHparams
-    scaled_init: bool = False   # accepts the *_scaled inits (needs a fraction kept, k)
-    extendable: bool = True     # --resume may raise --epochs (single-phase methods)
+    scaled_init: bool = False  # accepts the *_scaled inits (needs a fraction kept, k)
+    extendable: bool = True  # --resume may raise --epochs (single-phase methods)
     outputs: tuple[str, ...] = ()  # tags of the extra networks it writes (<stem>.<tag>.pt): TrainResult.extra
 
     def defaults(self, arch: str, dataset: str, optimizer: str | None) -> dict:
@@ -74,8 +75,9 @@ def check_fits(model: "torch.nn.Module", spec: NetworkSpec) -> None:
             model.eval()
             model(torch.zeros(2, *spec.model.in_shape))
     except RuntimeError as e:
-        raise SpecError(f"architecture '{spec.model.arch}' does not fit input {spec.model.in_shape}: "
-                        f"{str(e).splitlines()[0]}") from None
+        raise SpecError(
+            f"architecture '{spec.model.arch}' does not fit input {spec.model.in_shape}: {str(e).splitlines()[0]}"
+        ) from None
 
 
 @dataclass
@@ -94,8 +96,16 @@ class Session:
     checkpoints: list[Path] = field(default_factory=list)
 
     @classmethod
-    def open(cls, cfg: TrainConfig, method: Method, *, data_dir: Path | None = None, checkpoint: Path | None = None,
-             resume: bool = False, progress: Progress | None = None) -> "Session":
+    def open(
+        cls,
+        cfg: TrainConfig,
+        method: Method,
+        *,
+        data_dir: Path | None = None,
+        checkpoint: Path | None = None,
+        resume: bool = False,
+        progress: Progress | None = None,
+    ) -> "Session":
         from connpack import data, distributed
         from connpack.distributed import Context
         from connpack.trainers.loop import resolve_device
@@ -105,8 +115,9 @@ class Session:
         test = data.open_split(cfg.dataset, "test", data_dir, image_size=cfg.image_size)
         ctx = Context.from_env()
         device = distributed.init(ctx, device)
-        return cls(cfg, method.extendable and cfg.schedule == "none", ctx, device, train, test, checkpoint, resume,
-                   progress)
+        return cls(
+            cfg, method.extendable and cfg.schedule == "none", ctx, device, train, test, checkpoint, resume, progress
+        )
 
     def close(self) -> None:
         from connpack import distributed
@@ -120,9 +131,17 @@ class Session:
         cfg = {k: repr(v) for k, v in self.cfg.to_dict().items() if k not in skip}
         return {**cfg, **({"phase": tag} if tag else {})}
 
-    def fit(self, model: torch.nn.Module, optimizer, *, tag: str | None = None, scheduler=None,
-            regularizer: Callable | None = None, stats: Callable = lambda m: {},
-            on_epoch_end: Callable | None = None) -> list[dict]:
+    def fit(
+        self,
+        model: torch.nn.Module,
+        optimizer,
+        *,
+        tag: str | None = None,
+        scheduler=None,
+        regularizer: Callable | None = None,
+        stats: Callable = lambda m: {},
+        on_epoch_end: Callable | None = None,
+    ) -> list[dict]:
         """Train ``model`` for cfg.epochs (DDP when distributed), checkpointing to ``<checkpoint>[.<tag>]``."""
         from connpack import distributed
         from connpack.trainers.loop import Loop
@@ -136,10 +155,26 @@ class Session:
         progress = self.progress
         if progress is not None and tag is not None:
             progress = lambda event: self.progress({**event, "phase": tag})  # noqa: E731
-        loop = Loop(model, optimizer, self.train, self.test, cfg.epochs, cfg.batch_size, cfg.seed, self.device,
-                    regularizer=regularizer, stats=stats, on_epoch_end=on_epoch_end, scheduler=scheduler,
-                    checkpoint=ckpt, progress=progress, ctx=self.ctx, net=net, meta=self.meta(tag),
-                    workers=cfg.workers)
+        loop = Loop(
+            model,
+            optimizer,
+            self.train,
+            self.test,
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.seed,
+            self.device,
+            regularizer=regularizer,
+            stats=stats,
+            on_epoch_end=on_epoch_end,
+            scheduler=scheduler,
+            checkpoint=ckpt,
+            progress=progress,
+            ctx=self.ctx,
+            net=net,
+            meta=self.meta(tag),
+            workers=cfg.workers,
+        )
         start = 0
         if ckpt is not None:
             if tag is not None:
@@ -149,4 +184,3 @@ class Session:
         rows = loop.run(start)
         model.cpu()
         return rows if tag is None else [{"phase": tag, **r} for r in rows]
-

@@ -1,4 +1,5 @@
 """The dense baseline (Ivan & Florian, Table 1 "baseline"): the generated weights themselves are trained."""
+
 from __future__ import annotations
 
 from connpack.trainers.gated import Gated, IvanFlorianHparams

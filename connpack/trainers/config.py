@@ -4,6 +4,7 @@ A leaf module: it imports no method. A method's own options are its frozen ``Hpa
 method's module), held in ``TrainConfig.hp``; ``connpack.trainers.methods.make_config`` fills the defaults
 that depend on the method (the papers' tables) and builds both, so every field here is resolved.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,15 @@ MAX_WIDTH = 64.0
 """Largest width multiplier (conv8 at 64x already has ~10^10 weights)."""
 
 # Names users type for the weight distributions (CLI --init) -> connpack.rng / InitSpec names.
-INIT_ALIASES = {"he": "kaiming_normal", "he_normal": "kaiming_normal", "glorot": "xavier_normal",
-                "glorot_normal": "xavier_normal", "he_constant": "signed_constant",
-                "signed_he_constant": "signed_constant", "signed_kaiming_constant": "signed_constant"}
+INIT_ALIASES = {
+    "he": "kaiming_normal",
+    "he_normal": "kaiming_normal",
+    "glorot": "xavier_normal",
+    "glorot_normal": "xavier_normal",
+    "he_constant": "signed_constant",
+    "signed_he_constant": "signed_constant",
+    "signed_kaiming_constant": "signed_constant",
+}
 INITS = ("signed_constant", "kaiming_normal", "xavier_normal", "kaiming_uniform")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "cosine")
@@ -31,8 +38,10 @@ def parse_init(name: str, scaled_ok: bool = True) -> tuple[str, bool]:
     base = name[: -len("_scaled")] if scaled else name
     base = INIT_ALIASES.get(base, base)
     if base not in INITS:
-        raise SpecError(f"unknown init '{name}' (choose from {', '.join(INITS)}, aliases "
-                        f"{', '.join(INIT_ALIASES)}, each optionally with _scaled)")
+        raise SpecError(
+            f"unknown init '{name}' (choose from {', '.join(INITS)}, aliases "
+            f"{', '.join(INIT_ALIASES)}, each optionally with _scaled)"
+        )
     if scaled and not scaled_ok:
         raise SpecError(f"init '{name}': the _scaled variants (std x sqrt(1/k)) are for --method edge-popup")
     return base, scaled
@@ -57,9 +66,13 @@ class TrainConfig:
     method: str = _opt("flip", "training method (see `connpack train --help` for the list)")
     arch: str = _opt("lenet300", "architecture name from the registry")
     dataset: str = _opt("mnist", "mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:DIR | synthetic-*")
-    init: str = _opt("signed_constant", "signed_constant (he_constant) | kaiming_normal (he) | xavier_normal "
-                     "(glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k) "
-                     "(default: the method's paper)", method_default=True)
+    init: str = _opt(
+        "signed_constant",
+        "signed_constant (he_constant) | kaiming_normal (he) | xavier_normal "
+        "(glorot) | kaiming_uniform; append _scaled for edge-popup's std x sqrt(1/k) "
+        "(default: the method's paper)",
+        method_default=True,
+    )
     p_positive: float = _opt(0.5, "signed_constant: probability of a + sign")
     seed: int = _opt(0, "seeds weights, scores and data order")
     epochs: int = _opt(10, "training epochs (default: the method's paper)", method_default=True)
@@ -84,7 +97,9 @@ class TrainConfig:
             raise SpecError(f"width multiplier must be in (0, {MAX_WIDTH:g}], got {self.width:g}")
         parse_init(self.init)
         if self.weight_decay < 0 or self.schedule not in SCHEDULES:
-            raise SpecError(f"weight decay must be >= 0 and schedule none|cosine, got {self.weight_decay}, {self.schedule!r}")
+            raise SpecError(
+                f"weight decay must be >= 0 and schedule none|cosine, got {self.weight_decay}, {self.schedule!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise SpecError("epochs and batch size must be >= 1")
         if not (0.0 <= self.p_positive <= 1.0):

@@ -11,6 +11,7 @@ What these methods share is ``trainers.gated.Gated`` (one module each: baseline,
 this module holds their torch side: ``stats``, ``describe``.
 Weight removal (Ivan & Florian section 2.3, Eq. 6): ``remove_weights``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +22,7 @@ from connpack.description import Description, TensorCode
 from connpack.layers import conn_layers
 from connpack.errors import SpecError
 from connpack.specs import NetworkSpec
+
 
 @torch.no_grad()
 def stats(model: nn.Module) -> dict:

@@ -4,6 +4,7 @@ W * h(|s|), h = 1 on the top fraction k of each layer's scores; scores s ~ Kaimi
 Section 4.1's CIFAR-10 recipe: SGD, momentum 0.9, lr 0.1, cosine decay, weight decay 1e-4 (on the scores),
 batch 128; batch norm without affine parameters in conv nets and ResNets.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,12 @@ SCORE_INIT = InitSpec("kaiming_uniform", gain=math.sqrt(2.0 / 6.0))
 
 @dataclass(frozen=True)
 class Hparams:
-    k: float = field(default=0.5, metadata={
-        "help": "fraction of weights KEPT per layer, in (0, 1] (edge-popup Fig. 3 sweeps it; 0.5 is its best)"})
+    k: float = field(
+        default=0.5,
+        metadata={
+            "help": "fraction of weights KEPT per layer, in (0, 1] (edge-popup Fig. 3 sweeps it; 0.5 is its best)"
+        },
+    )
 
     def __post_init__(self):
         if not (0.0 < self.k <= 1.0):
@@ -41,9 +46,15 @@ class EdgePopup(Gated):
         """Section 4.1: SGD, lr 0.1, cosine, weight decay 1e-4, batch 128 (with Adam: I&F's pruning rate)."""
         optimizer = optimizer or "sgd"
         sgd = optimizer == "sgd"
-        return {"init": "signed_constant", "epochs": 10, "batch_size": 128, "optimizer": optimizer,
-                "weight_decay": 1e-4, "schedule": "cosine" if sgd else "none",
-                "lr": 0.1 if sgd else paper_lr(arch, "prune")}
+        return {
+            "init": "signed_constant",
+            "epochs": 10,
+            "batch_size": 128,
+            "optimizer": optimizer,
+            "weight_decay": 1e-4,
+            "schedule": "cosine" if sgd else "none",
+            "lr": 0.1 if sgd else paper_lr(arch, "prune"),
+        }
 
     def batchnorm(self, arch: str) -> str:
         """Frozen batch norm (no affine; section 4.1) in conv nets and ResNets."""

@@ -4,6 +4,7 @@
 norm, the regulariser. Importing it imports no torch and no numpy (the CLI builds its options from the methods' Hparams
 without it); ``run`` and ``configure`` import what they train with.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,8 +35,10 @@ def paper_lr(arch: str, column: str) -> float:
 
 @dataclass(frozen=True)
 class IvanFlorianHparams:
-    variant: str = field(default="free", metadata={
-        "help": "free | minimal: minimal adds Ivan & Florian's Eq. 4 term (fewest weights kept / flipped)"})
+    variant: str = field(
+        default="free",
+        metadata={"help": "free | minimal: minimal adds Ivan & Florian's Eq. 4 term (fewest weights kept / flipped)"},
+    )
 
     def __post_init__(self):
         if self.variant not in ("free", "minimal"):
@@ -46,8 +49,7 @@ def init_spec(init: str, p_positive: float = 0.5, scale: float = 1.0) -> InitSpe
     """The InitSpec of a CLI init name: aliases resolved; ``*_scaled`` multiplies the std/magnitude by ``scale``
     (edge-popup section 4.5: sqrt(1/k)); p_positive is the + probability of signed_constant (I&F section 2.4)."""
     dist, scaled = parse_init(init)
-    return InitSpec(dist, p_positive=p_positive if dist == "signed_constant" else 0.5,
-                    scale=scale if scaled else 1.0)
+    return InitSpec(dist, p_positive=p_positive if dist == "signed_constant" else 0.5, scale=scale if scaled else 1.0)
 
 
 class Gated(Method):
@@ -59,9 +61,15 @@ class Gated(Method):
     def defaults(self, arch: str, dataset: str, optimizer: str | None) -> dict:
         """Ivan & Florian Table A.2: Adam, batch 25, the architecture's rate; 10 epochs."""
         optimizer = optimizer or "adam"
-        return {"init": "signed_constant", "epochs": 10, "batch_size": 25, "optimizer": optimizer,
-                "weight_decay": 0.0, "schedule": "cosine" if optimizer == "sgd" else "none",
-                "lr": paper_lr(arch, self.lr_column)}
+        return {
+            "init": "signed_constant",
+            "epochs": 10,
+            "batch_size": 25,
+            "optimizer": optimizer,
+            "weight_decay": 0.0,
+            "schedule": "cosine" if optimizer == "sgd" else "none",
+            "lr": paper_lr(arch, self.lr_column),
+        }
 
     def hparams(self, arch: str, dataset: str, given: dict):
         return self.Hparams(**given)
@@ -91,11 +99,20 @@ class Gated(Method):
         from connpack import data
 
         meta = data.info(cfg.dataset, cfg.image_size)
-        model = ModelSpec(arch=cfg.arch, in_shape=meta.in_shape, num_classes=meta.num_classes, width=cfg.width,
-                          batchnorm=self.batchnorm(cfg.arch))
-        return NetworkSpec(model=model, rng=RngSpec(seed=cfg.seed),
-                           init=init_spec(cfg.init, cfg.p_positive, self.scale(cfg)), method=cfg.method,
-                           hparams=spec_hparams(cfg))
+        model = ModelSpec(
+            arch=cfg.arch,
+            in_shape=meta.in_shape,
+            num_classes=meta.num_classes,
+            width=cfg.width,
+            batchnorm=self.batchnorm(cfg.arch),
+        )
+        return NetworkSpec(
+            model=model,
+            rng=RngSpec(seed=cfg.seed),
+            init=init_spec(cfg.init, cfg.p_positive, self.scale(cfg)),
+            method=cfg.method,
+            hparams=spec_hparams(cfg),
+        )
 
     def configure(self, model, spec: NetworkSpec, cfg: TrainConfig) -> None:
         """Switch every connectivity layer to this method's mode, scores from the RNG."""
@@ -123,8 +140,13 @@ class Gated(Method):
         params = [p for p in model.parameters() if p.requires_grad]
         opt = build_optimizer(cfg.optimizer, params, cfg.lr, weight_decay=cfg.weight_decay)
         torch.manual_seed(cfg.seed)
-        metrics = session.fit(model, opt, scheduler=build_scheduler(cfg.schedule, opt, cfg.epochs),
-                              regularizer=self.regularizer(cfg), stats=stats)
+        metrics = session.fit(
+            model,
+            opt,
+            scheduler=build_scheduler(cfg.schedule, opt, cfg.epochs),
+            regularizer=self.regularizer(cfg),
+            stats=stats,
+        )
         return TrainResult(describe(model, spec), metrics)
 
 

@@ -18,6 +18,7 @@ with centroids (-sigma_l, +sigma_l) or (-1, +1) (sign re-inits); finetuning has 
 Every iteration checkpoints per epoch (``<checkpoint>.it<N>``) and a resumed run replays finished
 iterations from their checkpoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -44,13 +45,20 @@ RANDOM_SEED_OFFSET = 1  # reinit "random": the kept weights are generated again 
 class Hparams:
     """Paganini & Forde section 3 (and Table 1's pruning techniques)."""
 
-    technique: str = field(default="l1-us", metadata={
-        "help": "l1-us l1-s l2-s linf-s random-us random-s hybrid fc-only (Paganini & Forde Table 1)"})
-    fraction: float = field(default=0.2, metadata={
-        "help": "fraction of the remaining connections/units pruned per iteration (section 3: 20%)"})
+    technique: str = field(
+        default="l1-us",
+        metadata={"help": "l1-us l1-s l2-s linf-s random-us random-s hybrid fc-only (Paganini & Forde Table 1)"},
+    )
+    fraction: float = field(
+        default=0.2,
+        metadata={"help": "fraction of the remaining connections/units pruned per iteration (section 3: 20%)"},
+    )
     iterations: int = field(default=20, metadata={"help": "pruning iterations, each followed by a full training"})
     scope: str = field(default="local", metadata={"help": "local (per layer) | global (pooled per rule)"})
-    reinit: str = field(default="rewind", metadata={"help": "rewind | finetune | sigma-sign | sign (section 3.2) | random (fresh draw, seed + 1)"})
+    reinit: str = field(
+        default="rewind",
+        metadata={"help": "rewind | finetune | sigma-sign | sign (section 3.2) | random (fresh draw, seed + 1)"},
+    )
 
     def __post_init__(self):
         check(self.technique, self.fraction, self.iterations, self.scope, self.reinit)
@@ -111,10 +119,10 @@ def ticket(theta0: dict[str, np.ndarray], masks: dict[str, np.ndarray], spec, de
 
 @dataclass
 class ImpResult:
-    trained: Description            # the last iteration's trained sparse network ("values")
-    ticket: Description | None      # its initialisation (see ``ticket``)
+    trained: Description  # the last iteration's trained sparse network ("values")
+    ticket: Description | None  # its initialisation (see ``ticket``)
     masks: list[dict[str, np.ndarray]]  # keep-masks after each iteration (index 0: dense)
-    accuracy: list[float]           # final test accuracy of each iteration
+    accuracy: list[float]  # final test accuracy of each iteration
     metrics: list[dict]
     checkpoints: list[Path] = field(default_factory=list)  # to delete once the outputs are written
 
@@ -135,8 +143,15 @@ def run(cfg: TrainConfig, session: Session) -> ImpResult:
     history, accuracy, metrics = [], [], []
     for it in range(hp.iterations + 1):
         if it > 0:
-            new = pruning.prune_step(masked.weights(model), masked.masks(model), hp.technique, hp.fraction,
-                                     hp.scope, seed=cfg.seed, iteration=it)
+            new = pruning.prune_step(
+                masked.weights(model),
+                masked.masks(model),
+                hp.technique,
+                hp.fraction,
+                hp.scope,
+                seed=cfg.seed,
+                iteration=it,
+            )
             masked.set_masks(model, new)
             if hp.reinit != "finetune":
                 masked.set_weights(model, start_values)
@@ -146,13 +161,24 @@ def run(cfg: TrainConfig, session: Session) -> ImpResult:
         history.append(masked.masks(model))
         accuracy.append(rows[-1]["test_acc"])
         metrics += [{"iteration": it, **r} for r in rows]
-    return ImpResult(trained=masked.describe(model, spec),
-                     ticket=ticket(theta0, history[-1], spec, dense0, hp.reinit),
-                     masks=history, accuracy=accuracy, metrics=metrics, checkpoints=session.checkpoints)
+    return ImpResult(
+        trained=masked.describe(model, spec),
+        ticket=ticket(theta0, history[-1], spec, dense0, hp.reinit),
+        masks=history,
+        accuracy=accuracy,
+        metrics=metrics,
+        checkpoints=session.checkpoints,
+    )
 
 
-def train(cfg: TrainConfig, *, data_dir: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-          progress: Progress | None = None) -> ImpResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    data_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> ImpResult:
     """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
     session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
     try:
@@ -174,7 +200,9 @@ def _iterations_figure(masks, path: Path, cfg: TrainConfig) -> bool:
 
     if len(masks) < 2:
         return False
-    maskplot.iterations_figure(masks, path, title=f"IMP {cfg.arch}, {cfg.hp.technique}, {cfg.hp.fraction:g} per iteration")
+    maskplot.iterations_figure(
+        masks, path, title=f"IMP {cfg.arch}, {cfg.hp.technique}, {cfg.hp.fraction:g} per iteration"
+    )
     return True
 
 
@@ -186,8 +214,15 @@ class Imp(Method):
 
     def defaults(self, arch: str, dataset: str, optimizer: str | None) -> dict:
         """Section 3: SGD (momentum 0.9 here, as connpack's SGD), constant lr 0.01, batch 32, 30 epochs, He init."""
-        return {"init": "kaiming_normal", "epochs": 30, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
-                "weight_decay": 0.0, "schedule": "none"}
+        return {
+            "init": "kaiming_normal",
+            "epochs": 30,
+            "batch_size": 32,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "weight_decay": 0.0,
+            "schedule": "none",
+        }
 
     def network_spec(self, cfg: TrainConfig):
         return network_spec(cfg)
@@ -199,8 +234,14 @@ class Imp(Method):
             kept = sum(int(m.sum()) for m in r.masks[it].values())
             total = sum(m.size for m in r.masks[it].values())
             lines.append(f"iteration {it:2d}: sparsity {1 - kept / total:7.2%}   test accuracy {a:.2%}")
-        return TrainResult(r.trained, r.metrics, extra={"ticket": r.ticket}, checkpoints=r.checkpoints, summary=lines,
-                           figures={"iterations": lambda path: _iterations_figure(r.masks, path, cfg)})
+        return TrainResult(
+            r.trained,
+            r.metrics,
+            extra={"ticket": r.ticket},
+            checkpoints=r.checkpoints,
+            summary=lines,
+            figures={"iterations": lambda path: _iterations_figure(r.masks, path, cfg)},
+        )
 
 
 METHOD = Imp()

@@ -13,6 +13,7 @@ loss is the *global-batch* mean (each rank sums its slice and divides by the glo
 gradient average is undone by the world size), so a step is the same step as in a single process up to
 the order of float additions.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ def build_scheduler(name: str, optimizer, epochs: int):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split, device: torch.device, batch: int = 1000, ctx: Context = Context(),
-             workers: int = 0) -> float:
+def evaluate(
+    model: nn.Module, split, device: torch.device, batch: int = 1000, ctx: Context = Context(), workers: int = 0
+) -> float:
     """Accuracy on a split (connpack.data.Tensors / Streamed, or an (x, y) pair); under DDP each rank scores
     its slice and the counts are summed."""
     model.eval()
@@ -88,8 +90,11 @@ def _checkpoint_problem(state, epochs: int) -> str | None:
     epoch, metrics = state["epoch"], state["metrics"]
     if type(epoch) is not int or not 1 <= epoch <= epochs:
         return f"epoch {epoch!r} is not in 1..{epochs}"
-    if not isinstance(metrics, list) or len(metrics) != epoch or not all(
-            isinstance(r, dict) and type(r.get("test_acc")) is float for r in metrics):
+    if (
+        not isinstance(metrics, list)
+        or len(metrics) != epoch
+        or not all(isinstance(r, dict) and type(r.get("test_acc")) is float for r in metrics)
+    ):
         return f"its metrics are not {epoch} rows of per-epoch figures"
     if not all(isinstance(state[k], dict) for k in ("model", "optimizer", "scheduler", "meta")):
         return "model, optimizer, scheduler and meta must be dicts"
@@ -100,7 +105,7 @@ def _checkpoint_problem(state, epochs: int) -> str | None:
 class Loop:
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    train: object                       # connpack.data.Tensors / Streamed, or an (x, y) pair
+    train: object  # connpack.data.Tensors / Streamed, or an (x, y) pair
     test: object
     epochs: int
     batch_size: int
@@ -112,13 +117,13 @@ class Loop:
     scheduler: object | None = None
     checkpoint: Path | None = None
     progress: Progress | None = None
-    progress_every: float = 0.5        # seconds between ``step`` events (each reads the loss: one device sync)
+    progress_every: float = 0.5  # seconds between ``step`` events (each reads the loss: one device sync)
     clock: Callable[[], float] = time.monotonic
     amp: bool = True
     ctx: Context = field(default_factory=Context)
-    net: nn.Module | None = None        # what runs the forward pass: the DDP wrapper, or ``model``
+    net: nn.Module | None = None  # what runs the forward pass: the DDP wrapper, or ``model``
     meta: dict = field(default_factory=dict)  # saved with each checkpoint; a resume must match it
-    workers: int = 0                    # DataLoader workers of streamed splits
+    workers: int = 0  # DataLoader workers of streamed splits
     metrics: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -157,16 +162,20 @@ class Loop:
         meta = state["meta"]
         if meta != self.meta:
             diff = sorted(k for k in set(meta) | set(self.meta) if meta.get(k) != self.meta.get(k))
-            raise InputFileError(f"{self.checkpoint}: written by a run with other settings ({', '.join(diff)}); "
-                                 "rerun without --resume, or with the same options (a larger --epochs extends "
-                                 "a single-phase run with --schedule none)")
+            raise InputFileError(
+                f"{self.checkpoint}: written by a run with other settings ({', '.join(diff)}); "
+                "rerun without --resume, or with the same options (a larger --epochs extends "
+                "a single-phase run with --schedule none)"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"]:
                 self.scheduler.load_state_dict(state["scheduler"])
         except Exception as e:
-            raise InputFileError(f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})") from None
+            raise InputFileError(
+                f"{self.checkpoint}: cannot resume from this checkpoint ({str(e).splitlines()[0]})"
+            ) from None
         self.metrics = list(state["metrics"])
         return done
 
@@ -214,8 +223,15 @@ class Loop:
                 due = now - last >= self.progress_every or step + 1 == len(order)
                 if due and self.progress is not None:  # by time: the loss is read (a device sync) only then
                     last = now
-                    self._emit(event="step", epoch=epoch + 1, step=step + 1, steps=len(order), images=seen,
-                               seconds=now - started, loss=float(batch_loss) / max(1, len(yb)))
+                    self._emit(
+                        event="step",
+                        epoch=epoch + 1,
+                        step=step + 1,
+                        steps=len(order),
+                        images=seen,
+                        seconds=now - started,
+                        loss=float(batch_loss) / max(1, len(yb)),
+                    )
             trained = self.clock() - started  # training steps only (no evaluation)
             lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch ran with
             if self.scheduler is not None:
@@ -234,7 +250,9 @@ class Loop:
                 "images_per_s": seen / max(1e-9, trained),
             }
             if not math.isfinite(row["train_loss"]):
-                raise SpecError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); lower the learning rate")
+                raise SpecError(
+                    f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); lower the learning rate"
+                )
             self.metrics.append(row)
             self.save_checkpoint(epoch + 1)
             self._emit(event="epoch_end", **row)

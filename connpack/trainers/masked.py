@@ -6,6 +6,7 @@ the mask: a pruned weight is zero and receives no gradient (Damadi et al., Algor
 is a buffer, so it is part of the state dict and of every checkpoint. ``describe`` writes the result as a
 Description with kind "values" (mask + kept values) for each masked tensor.
 """
+
 from __future__ import annotations
 
 import numpy as np

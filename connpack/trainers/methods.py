@@ -3,6 +3,7 @@
 ``make_config`` turns user options (flat, as the CLI gives them) into a resolved TrainConfig: the common
 options not given take the method's paper defaults, the rest go into the method's frozen Hparams.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -59,19 +60,26 @@ def make_config(method: str = "flip", **options) -> TrainConfig:
         owners = hparam_fields()
         name = unknown[0]
         if name in owners:
-            raise SpecError(f"option --{name.replace('_', '-')} is for --method {' | '.join(owners[name][1])}, "
-                            f"not {method}")
+            raise SpecError(
+                f"option --{name.replace('_', '-')} is for --method {' | '.join(owners[name][1])}, not {method}"
+            )
         raise SpecError(f"unknown training option '{name}'")
     given = {k: v for k, v in options.items() if k in common}
     if "init" in given:
         parse_init(given["init"], scaled_ok=m.scaled_init)
-    defaults = m.defaults(given.get("arch", common["arch"].default), given.get("dataset", common["dataset"].default),
-                          given.get("optimizer"))
+    defaults = m.defaults(
+        given.get("arch", common["arch"].default),
+        given.get("dataset", common["dataset"].default),
+        given.get("optimizer"),
+    )
     for name, f in common.items():
         if name not in given and f.metadata.get("method_default") and name in defaults:
             given[name] = defaults[name]
-    hp = m.hparams(given.get("arch", common["arch"].default), given.get("dataset", common["dataset"].default),
-                   {k: v for k, v in options.items() if k in own})
+    hp = m.hparams(
+        given.get("arch", common["arch"].default),
+        given.get("dataset", common["dataset"].default),
+        {k: v for k, v in options.items() if k in own},
+    )
     return TrainConfig(method=method, hp=hp, **given)
 
 

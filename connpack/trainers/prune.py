@@ -1,4 +1,5 @@
 """Pruning fixed random weights (Ivan & Florian section 2): W * m(t), m(t) = 1[t > 0]; minimal: Eq. 4."""
+
 from __future__ import annotations
 
 from connpack.trainers.gated import Gated, IvanFlorianHparams, minimal

@@ -1,6 +1,7 @@
 """Bit-section codecs: each a pure pair ``encode(bits, shape) -> bytes`` / ``decode(payload, shape) -> bool array``,
 plus what ``auto`` asks of it: ``AUTO_STAGE`` and ``offer(bits, shape, best, small, level)`` (optional
 ``applies(shape)``). Adding a codec = one module + one entry in CODECS (+ cpk.md and a golden vector)."""
+
 from __future__ import annotations
 
 from . import ans, context, golomb, planes, qans, raw, zstd

@@ -6,15 +6,27 @@ words. P(bit = 1) = p16/65536 with p16 = clamp(floor((ones*131072 + n) / (2n)), 
 rounded to 16 bits. The stream codes the ceil(n/8) bytes of the raw packing (MSB first, zero padded), each
 with the 256-symbol table ``byte_freqs(p16)`` (8 i.i.d. bits; formats/cpk.md 4).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from connpack.errors import DecodedLengthError
 
-from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, ans_words_to_bytes, byte_model,
-                     get_uvarint, put_uvarint,
-                     check_bits, check_shape, numel, unpack_checked)
+from .._util import (
+    CorruptPayloadError,
+    ans_decode,
+    ans_decoder,
+    ans_finish,
+    ans_words_to_bytes,
+    byte_model,
+    get_uvarint,
+    put_uvarint,
+    check_bits,
+    check_shape,
+    numel,
+    unpack_checked,
+)
 
 NAME = "ans"
 AUTO_STAGE = 0  # auto: always offered, with raw

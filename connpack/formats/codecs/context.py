@@ -29,6 +29,7 @@ number of 1 bits, checked after decoding); then one ANS stream (cpk.md 4) that d
 The decoded classes MUST have the declared counts. Encode and decode are numpy vector operations plus one
 loop over the Kr*Kc <= 4096 blocks.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,9 +38,22 @@ import numpy as np
 
 from connpack.errors import DecodedLengthError, ShapeMismatchError
 
-from .._util import (CorruptPayloadError, ans_decode, ans_decoder, ans_finish, ans_words_to_bytes, byte_model,
-                     check_bits, check_shape, entropy_model, get_uvarint, numel, put_uvarint, quantise,
-                     unpack_checked)
+from .._util import (
+    CorruptPayloadError,
+    ans_decode,
+    ans_decoder,
+    ans_finish,
+    ans_words_to_bytes,
+    byte_model,
+    check_bits,
+    check_shape,
+    entropy_model,
+    get_uvarint,
+    numel,
+    put_uvarint,
+    quantise,
+    unpack_checked,
+)
 
 NAME = "context"
 AUTO_STAGE = 2
@@ -56,6 +70,8 @@ def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes 
     if found and (small or found[0][0] / 8 < 1.02 * best):
         return encode(bits, shape, plan=found)
     return None
+
+
 B_CHOICES = (3, 4, 5, 6, 7, 8)
 MAX_CLASS_BITS = 6
 CLASS_GRID = (0, 2, 4, 6)  # log2 of the classes per side the encoder tries
@@ -171,8 +187,11 @@ def _fit(m8: np.ndarray, br: int, bc: int):
             break
     ones = _group_sum(_group_sum(m8, cc, kc, axis=1), rc, kr, axis=0)
     n = np.outer(np.bincount(rc, minlength=kr), np.bincount(cc, minlength=kc))
-    side = (_labels_bits(np.bincount(rc, minlength=kr)) if kr > 1 else 0.0) + \
-           (_labels_bits(np.bincount(cc, minlength=kc)) if kc > 1 else 0.0) + 64.0
+    side = (
+        (_labels_bits(np.bincount(rc, minlength=kr)) if kr > 1 else 0.0)
+        + (_labels_bits(np.bincount(cc, minlength=kc)) if kc > 1 else 0.0)
+        + 64.0
+    )
     best = None
     for b in B_CHOICES:
         lev, data = _block_levels(ones, n, b)
@@ -281,7 +300,7 @@ def plan(bits: np.ndarray, shape) -> list:
 def _members(labels: np.ndarray, k: int) -> list[np.ndarray]:
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(k + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+    return [order[bounds[i] : bounds[i + 1]] for i in range(k)]
 
 
 def _encode_with(flat, shp, a, br, bc, b, rc, cc, lev) -> bytes:

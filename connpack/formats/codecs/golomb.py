@@ -8,6 +8,7 @@ Run i is the number of majority symbols before the i-th minority symbol (counted
 the majority symbols after the last minority symbol are implied by the shape. Encode and decode are numpy
 vector operations only (the two streams are separate so that no codeword boundary has to be found serially).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +31,8 @@ def offer(bits: np.ndarray, shape, best: int, small: bool, level: int) -> bytes 
     if lower_bound(bits, shape) < 0.99 * best and size(bits, shape) < best:
         return encode(bits, shape)
     return None
+
+
 MAX_K = 32
 
 
@@ -147,7 +150,7 @@ def decode(payload: bytes, shape) -> np.ndarray:
         raise DecodedLengthError("golomb run longer than the section")
     runs = q << k
     if k:
-        w = (np.int64(1) << np.arange(k - 1, -1, -1, dtype=np.int64))
+        w = np.int64(1) << np.arange(k - 1, -1, -1, dtype=np.int64)
         runs = runs + rem_bits.reshape(m, k).astype(np.int64) @ w
     if m and int(runs.max()) >= n:
         raise DecodedLengthError("golomb run longer than the section")

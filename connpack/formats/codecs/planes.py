@@ -4,6 +4,7 @@ Float weights have skewed sign/exponent bytes and near-uniform low mantissa byte
 with its own table gets within ~1% of the order-0 entropy of the 16-bit symbols of float16 values (zstd: 15%
 above it).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,6 +44,6 @@ def decode(payload: bytes, dtype: np.dtype, shape) -> np.ndarray:
         raise CorruptPayloadError("plane lengths exceed the payload")
     le = np.empty((n, k), dtype=np.uint8)
     for j, length in enumerate(lengths):
-        le[:, k - 1 - j] = symbols.decode(payload[pos:pos + length], n, 0, 255)
+        le[:, k - 1 - j] = symbols.decode(payload[pos : pos + length], n, 0, 255)
         pos += length
     return le.reshape(-1).view(dtype).reshape(shp).copy()

@@ -1,4 +1,5 @@
 """qans: integer sections (dtype i4, e.g. quantisation indices) as one order-0 symbol stream (cpk.md 5.1)."""
+
 from __future__ import annotations
 
 import numpy as np

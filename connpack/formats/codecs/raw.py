@@ -1,4 +1,5 @@
 """raw: the bits packed 8 to a byte, most significant bit first, in C order; the last byte padded with 0."""
+
 from __future__ import annotations
 
 import numpy as np

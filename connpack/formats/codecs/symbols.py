@@ -5,6 +5,7 @@ lo + i occurs counts[i] times; they sum to the number of elements n), then, when
 (cpk.md 4) of the n symbols x - lo, each with the table quantise(counts, n). An empty sequence is an
 empty stream. The counts are checked after decoding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ def get_svarint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def fits(x: np.ndarray) -> bool:
     """Whether the integers ``x`` can be coded (within int32, alphabet of at most MAX_ALPHABET)."""
-    return x.size == 0 or (int(x.min()) >= INT32[0] and int(x.max()) <= INT32[1]
-                           and int(x.max()) - int(x.min()) < MAX_ALPHABET)
+    return x.size == 0 or (
+        int(x.min()) >= INT32[0] and int(x.max()) <= INT32[1] and int(x.max()) - int(x.min()) < MAX_ALPHABET
+    )
 
 
 def encode(x: np.ndarray) -> bytes:

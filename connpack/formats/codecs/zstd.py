@@ -1,4 +1,5 @@
 """zstd: the raw packing (MSB first, zero padded) compressed as one zstd frame that declares its content size."""
+
 from __future__ import annotations
 
 import numpy as np
