@@ -79,3 +79,10 @@ def test_unpack_writes_the_data_file_with_the_graph_or_nothing(runner, cpk, tmp_
     r = run_cli(runner, "unpack", cpk, "--onnx", out, "--pt", pt)
     assert r.exit_code != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.cpk"]  # graph, data and temp files all gone
+
+
+def test_a_small_dense_graph_sets_no_storage_fields(cpk):
+    """The export goes through a scratch file; a graph that fits one file keeps the bytes it had when it was
+    exported to memory: no initializer carries an explicit data_location or external_data."""
+    proto = exporters.to_onnx(api.load_description(cpk), "dense")
+    assert not any(t.HasField("data_location") or t.external_data for t in proto.graph.initializer)

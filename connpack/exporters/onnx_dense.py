@@ -40,8 +40,9 @@ def to_onnx(desc: Description) -> onnx.ModelProto:
         del model
         proto = onnx.load(str(path), load_external_data=True)
     for t in proto.graph.initializer:  # read back into the graph: no reference to the scratch folder is left
-        del t.external_data[:]
-        t.data_location = onnx.TensorProto.DEFAULT
+        if t.external_data:  # (fields cleared, not set to their defaults: a small graph's bytes stay as before)
+            del t.external_data[:]
+            t.ClearField("data_location")
     proto.producer_name = "connpack"
     onnx_file.check(proto, full_check=True)
     return proto

@@ -56,7 +56,7 @@ def _set_aside(proto: onnx.ModelProto) -> Iterator[None]:
     finally:
         for t, data in zip(tensors, saved):
             del t.external_data[:]
-            t.data_location = TensorProto.DEFAULT
+            t.ClearField("data_location")  # unset, as before (set to its default it would add 2 bytes)
             t.raw_data = data
 
 
