@@ -16,7 +16,6 @@ them (checked once with a 4 GiB tensor, tests marked slow).
 
 from __future__ import annotations
 
-import pickle
 import struct
 
 import numpy as np
@@ -83,7 +82,18 @@ class _Pickle:
         self.shared(("global", module, name), lambda: self.out.extend(f"c{module}\n{name}\n".encode()))
 
     def integer(self, n: int) -> None:
-        self.out += pickle.dumps(n, 2)[2:-1]  # BININT1 / BININT2 / BININT / LONG1: no memo
+        """BININT1 / BININT2 / BININT / LONG1 as the pickler picks them (no memo; written out, not pickled)."""
+        if 0 <= n < 0x100:
+            self.out += b"K" + bytes([n])
+        elif 0 <= n < 0x10000:
+            self.out += b"M" + struct.pack("<H", n)
+        elif -0x80000000 <= n < 0x80000000:
+            self.out += b"J" + struct.pack("<i", n)
+        else:  # CPython's encode_long: the shortest little-endian two's complement
+            body = n.to_bytes((n.bit_length() >> 3) + 1, "little", signed=True)
+            if n < 0 and len(body) > 1 and body[-1] == 0xFF and body[-2] & 0x80:
+                body = body[:-1]
+            self.out += b"\x8a" + bytes([len(body)]) + body
 
     def ints(self, values: tuple) -> None:
         if not values:

@@ -116,3 +116,33 @@ def test_report_column_is_torch_save_of_the_state_dict(vector):
     buf = io.BytesIO()
     torch.save(state_dict(packing.unpack(path)), buf)
     assert reporting.report(path).torch_save_bytes == len(buf.getvalue())
+
+
+def test_integers_are_written_as_the_pickler_writes_them():
+    """The int opcodes written by hand (connpack imports no pickle) against CPython's protocol-2 pickler."""
+    import pickle
+
+    from connpack.torchsave_size import _Pickle
+
+    values = [
+        0,
+        1,
+        255,
+        256,
+        65535,
+        65536,
+        2**31 - 1,
+        2**31,
+        2**32,
+        2**40 + 7,
+        2**63,
+        -1,
+        -255,
+        -(2**31),
+        -(2**31) - 1,
+        -(2**40),
+    ]
+    for n in values:
+        p = _Pickle()
+        p.integer(n)
+        assert bytes(p.out[2:]) == pickle.dumps(n, 2)[2:-1], n  # after the protocol header
