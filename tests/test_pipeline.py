@@ -41,7 +41,7 @@ def test_onnx_matches_pytorch_in_onnxruntime_and_reference_evaluator(trained, tm
     desc, _ = runfile.load(trained[name])
     torch_model = to_module(desc)
     pack(desc, tmp_path / "m.cpk")
-    onnx_dense.export(unpack(tmp_path / "m.cpk"), tmp_path / "m.onnx")
+    (tmp_path / "m.onnx").write_bytes(onnx_dense.to_onnx(unpack(tmp_path / "m.cpk")).SerializeToString())
     proto = onnx.load(str(tmp_path / "m.onnx"))
     onnx.checker.check_model(proto, full_check=True)
     x, _ = data.load("synthetic-mnist", "test")

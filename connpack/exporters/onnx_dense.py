@@ -10,7 +10,6 @@ from pathlib import Path
 import onnx
 import torch
 
-from connpack import atomic
 from connpack.description import Description
 from connpack.exporters import onnx_file
 from connpack.exporters.module import to_module
@@ -46,8 +45,3 @@ def to_onnx(desc: Description) -> onnx.ModelProto:
     proto.producer_name = "connpack"
     onnx_file.check(proto, full_check=True)
     return proto
-
-
-def export(desc: Description, path: str | Path) -> int:
-    data = to_onnx(desc).SerializeToString()
-    return atomic.write_bytes(path, data)

@@ -17,13 +17,11 @@ reports it) and then runs at dense speed. The file is near the size of the .cpk;
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto
 
-from connpack import atomic
 from connpack.description import USES_GENERATED, Description
 from connpack.errors import SpecError
 from connpack.exporters import onnx_file
@@ -111,7 +109,3 @@ def to_onnx(desc: Description) -> onnx.ModelProto:
     minify(proto)
     onnx_file.check(proto, full_check=True)
     return proto
-
-
-def export(desc: Description, path: str | Path) -> int:
-    return atomic.write_bytes(path, to_onnx(desc).SerializeToString())

@@ -19,13 +19,11 @@ a SparseTensor object and then rejects it); ``reference_evaluator`` adds a Const
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from connpack import atomic
 from connpack.description import Description
 from connpack.errors import SpecError
 from connpack.exporters import onnx_file
@@ -89,10 +87,6 @@ def build(graphs, compact: bool = True) -> tuple[onnx.ModelProto, str]:
     onnx_file.check(proto, full_check=True)
     n_coo = sum(1 for n in proto.graph.node if n.op_type == "Constant" and n.attribute[0].name == "sparse_value")
     return proto, f"{note}{n_coo} tensors as COO (densified at load)"
-
-
-def export(desc: Description, path: str | Path, compact: bool = True) -> int:
-    return atomic.write_bytes(path, to_onnx(desc, compact).SerializeToString())
 
 
 def reference_evaluator(proto: onnx.ModelProto):
