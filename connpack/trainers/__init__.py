@@ -42,11 +42,10 @@ def run(
     from connpack.trainers.base import Session
 
     method = methods.get(cfg.method)
-    session = Session.open(cfg, method, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
-    try:
+    with Session.open(
+        cfg, method, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress
+    ) as session:
         res = method.run(cfg, session)
-    finally:
-        session.close()
     from connpack import data
 
     for desc in (res.trained, *res.extra.values()):  # the data contract: pack copies it into the .cpk

@@ -257,11 +257,10 @@ def train(
     variants: tuple[str, ...] = VARIANTS,
 ) -> AsniResult:
     """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
-    session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
-    try:
+    with Session.open(
+        cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress
+    ) as session:
         return run(cfg, session, variants)
-    finally:
-        session.close()
 
 
 class Asni(Method):

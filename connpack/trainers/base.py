@@ -124,6 +124,12 @@ class Session:
 
         distributed.shutdown(self.ctx)
 
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def meta(self, tag: str | None) -> dict:
         """What a checkpoint must agree on to be resumed: every option but the run-only ones (and the number of
         epochs, where a larger one extends the run)."""

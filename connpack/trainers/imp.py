@@ -180,11 +180,10 @@ def train(
     progress: Progress | None = None,
 ) -> ImpResult:
     """``run`` in a Session of its own (the library entry point of tests and benchmarks)."""
-    session = Session.open(cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress)
-    try:
+    with Session.open(
+        cfg, METHOD, data_dir=data_dir, checkpoint=checkpoint, resume=resume, progress=progress
+    ) as session:
         return run(cfg, session)
-    finally:
-        session.close()
 
 
 def _tensor(v: np.ndarray):
